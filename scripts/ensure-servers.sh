@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the server binaries the test suite starts on its own free ports.
+# Tests never touch the shared services on standard ports.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing server binaries: ${need[*]} (install them with apt-get)" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,140 @@
+"""The library's own exceptions.
+
+Every exception raised by Virtuoso Resilience itself derives from
+:class:`ResilienceError`. Messages name the component and the numbers a user
+needs; they never contain secrets.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BulkheadFullError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "FieldError",
+    "PoolExhaustedError",
+    "RateLimitTimeoutError",
+    "ResilienceError",
+    "ResilienceTimeoutError",
+]
+
+
+class ResilienceError(Exception):
+    """Base class of every error raised by Virtuoso Resilience."""
+
+
+class CircuitOpenError(ResilienceError):
+    """A circuit breaker rejected the call without running it.
+
+    ``retry_after`` is the number of seconds until the breaker admits a trial
+    call (``None`` when it will not by itself: forced open).
+    """
+
+    def __init__(self, name: str, state: str, retry_after: float | None) -> None:
+        self.name = name
+        self.state = state
+        self.retry_after = retry_after
+        if retry_after is None:
+            when = "until it is reset"
+        else:
+            when = f"next trial in {retry_after:.3f}s"
+        super().__init__(f"circuit breaker {name!r} is {state}; call rejected ({when})")
+
+
+class ResilienceTimeoutError(ResilienceError, builtins.TimeoutError):
+    """An operation exceeded its time limit (seconds).
+
+    It is also a :class:`TimeoutError` (and so an :class:`asyncio.TimeoutError`).
+    """
+
+    def __init__(self, operation: str, limit: float, *, scope: str = "attempt") -> None:
+        self.operation = operation
+        self.limit = limit
+        self.scope = scope
+        super().__init__(f"{operation!r} timed out after {limit:g}s ({scope} limit)")
+
+
+class BulkheadFullError(ResilienceError):
+    """A bulkhead had no free slot and no room (or time) to wait for one."""
+
+    def __init__(self, name: str, max_concurrent: int, max_waiting: int, reason: str) -> None:
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
+        self.reason = reason
+        super().__init__(
+            f"bulkhead {name!r} is full (max_concurrent={max_concurrent}, "
+            f"max_waiting={max_waiting}): {reason}"
+        )
+
+
+class RateLimitTimeoutError(ResilienceError):
+    """A rate limiter could not grant tokens within the caller's wait limit."""
+
+    def __init__(self, name: str, cost: float, max_wait: float, needed_wait: float | None) -> None:
+        self.name = name
+        self.cost = cost
+        self.max_wait = max_wait
+        self.needed_wait = needed_wait
+        need = "unknown" if needed_wait is None else f"{needed_wait:.3f}s"
+        super().__init__(
+            f"rate limiter {name!r} cannot grant cost {cost:g} within {max_wait:g}s "
+            f"(would need {need})"
+        )
+
+
+class PoolExhaustedError(ResilienceError):
+    """A connection pool had no free connection within the configured wait."""
+
+    def __init__(
+        self, name: str, max_connections: int, max_connections_per_host: int, waited: float
+    ) -> None:
+        self.name = name
+        self.max_connections = max_connections
+        self.max_connections_per_host = max_connections_per_host
+        self.waited = waited
+        super().__init__(
+            f"connection pool {name!r} exhausted: no connection within {waited:.3f}s "
+            f"(max_connections={max_connections}, "
+            f"max_connections_per_host={max_connections_per_host})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid configuration field: where, what was given, what is allowed."""
+
+    model: str
+    field: str
+    value: object
+    allowed: str
+
+    def __str__(self) -> str:
+        return f"{self.model}.{self.field}={self.value!r} is invalid: {self.allowed}"
+
+
+class ConfigurationError(ResilienceError, ValueError):
+    """One or more configuration values were rejected.
+
+    ``errors`` lists every bad field; the message names each field, the value
+    given (secrets are masked) and what is allowed.
+    """
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = tuple(errors)
+        if len(self.errors) == 1:
+            message = str(self.errors[0])
+        else:
+            message = f"{len(self.errors)} invalid configuration values:\n" + "\n".join(
+                f"  - {e}" for e in self.errors
+            )
+        super().__init__(message)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The names of the rejected fields, in order."""
+        return tuple(e.field for e in self.errors)
