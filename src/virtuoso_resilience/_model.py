@@ -9,18 +9,20 @@ field, the value given and what is allowed, and leaves the old value in place.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any, ClassVar, get_args
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import ConfigurationError, FieldError
 
-__all__ = ["ConfigModel", "describe_field"]
+__all__ = ["ConfigModel", "RuleError", "describe_field"]
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
+_MISSING = object()
 
 
 def _is_secret(name: str, info: FieldInfo | None) -> bool:
@@ -74,11 +76,29 @@ def _to_configuration_error(
     seen: set[str] = set()
     for item in error.errors(include_url=False):
         loc = item.get("loc", ())
-        name = str(loc[0]) if loc else "__root__"
+        cause = (item.get("ctx") or {}).get("error")
+        if loc:
+            name = str(loc[0])
+        elif isinstance(cause, RuleError):
+            name = ", ".join(cause.fields)
+        elif len(data) == 1:  # a model-level rule broken by one assignment
+            name = next(iter(data))
+        else:
+            name = "__root__"
         if name in seen:
             continue
         seen.add(name)
         info = fields.get(name)
+        if isinstance(cause, RuleError):
+            found.append(
+                FieldError(
+                    model.__name__,
+                    name,
+                    tuple(cause.values.values()),
+                    str(cause),
+                )
+            )
+            continue
         value = data.get(name, item.get("input"))
         if _is_secret(name, info):
             value = _MASK
@@ -92,12 +112,24 @@ def _to_configuration_error(
     return ConfigurationError(found)
 
 
+class RuleError(ValueError):
+    """Raise from a model validator when a rule across several fields fails,
+    with those fields' values; the :class:`ConfigurationError` names them."""
+
+    def __init__(self, values: dict[str, object], message: str) -> None:
+        self.values = values
+        self.fields = tuple(values)
+        super().__init__(message)
+
+
 class ConfigModel(BaseModel):
     """Base of configuration objects: strict, validated on assignment."""
 
     model_config: ClassVar[ConfigDict] = ConfigDict(
         strict=True, validate_assignment=True, extra="forbid", use_enum_values=False
     )
+
+    _observers: list[Callable[[str], None]] = PrivateAttr(default_factory=list)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -106,10 +138,25 @@ class ConfigModel(BaseModel):
             raise _to_configuration_error(type(self), exc, data) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
+        old = self.__dict__.get(name, _MISSING)
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
+            # A model-level rule may fail after pydantic stored the value.
+            if old is not _MISSING:
+                self.__dict__[name] = old
             raise _to_configuration_error(type(self), exc, {name: value}) from None
+        if name in type(self).model_fields:
+            for observer in self._observers:
+                observer(name)
+
+    def subscribe(self, observer: Callable[[str], None]) -> None:
+        """Call ``observer(field_name)`` after every accepted assignment.
+
+        Policies use it to rebuild derived state (a sliding window, a bucket)
+        when their configuration changes at run time.
+        """
+        self._observers.append(observer)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -35,14 +35,18 @@ class CircuitOpenError(ResilienceError):
     """
 
     def __init__(self, name: str, state: str, retry_after: float | None) -> None:
+        # The message is built only when shown: rejections are on a hot path.
+        super().__init__(name, state, retry_after)
         self.name = name
         self.state = state
         self.retry_after = retry_after
-        if retry_after is None:
+
+    def __str__(self) -> str:
+        if self.retry_after is None:
             when = "until it is reset"
         else:
-            when = f"next trial in {retry_after:.3f}s"
-        super().__init__(f"circuit breaker {name!r} is {state}; call rejected ({when})")
+            when = f"next trial in {self.retry_after:.3f}s"
+        return f"circuit breaker {self.name!r} is {self.state}; call rejected ({when})"
 
 
 class ResilienceTimeoutError(ResilienceError, builtins.TimeoutError):

@@ -1,0 +1,732 @@
+"""An asyncio circuit breaker.
+
+States: CLOSED → OPEN → HALF_OPEN (→ CLOSED or back to OPEN), plus
+FORCED_OPEN and DISABLED for manual control. What counts as a failure is
+decided by the outcome classifier; business errors pass through uncounted.
+
+The success path in CLOSED state does one state check, the await and two
+integer updates; it reads the clock only when a time-based window or
+slow-call rule needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+
+from pydantic import Field, model_validator
+
+from .._model import ConfigModel, RuleError
+from ..classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
+from ..clock import MONOTONIC, Clock
+from ..errors import CircuitOpenError, ConfigurationError, FieldError
+from ._window import FAILED, SLOW, CountWindow, TimeWindow, WindowTotals
+
+__all__ = [
+    "CallEvent",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerSnapshot",
+    "CircuitState",
+    "RejectionEvent",
+    "SlidingWindowType",
+    "StateChangeEvent",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("virtuoso_resilience.circuit_breaker")
+
+
+class CircuitState(enum.Enum):
+    """Where a breaker is. ``value`` is the lower-case name used in JSON."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
+
+
+class SlidingWindowType(enum.Enum):
+    """How the failure-rate window is measured."""
+
+    COUNT_BASED = "count_based"
+    """The last ``sliding_window_size`` calls."""
+    TIME_BASED = "time_based"
+    """The calls of the last ``sliding_window_size`` seconds."""
+
+
+Percent = Annotated[float, Field(gt=0, le=100)]
+
+
+class CircuitBreakerConfig(ConfigModel):
+    """How a breaker trips and recovers. Times are in seconds.
+
+    Validated on creation and on assignment; a change made at run time
+    (``cb.config.failure_threshold = 8``) applies from the next call.
+    """
+
+    name: str | None = None
+    """The breaker's name; filled in by the registry when left out."""
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    """Consecutive failures that trip a CLOSED breaker."""
+    success_threshold: Annotated[int, Field(ge=1)] = 3
+    """Successful trial calls that close a HALF_OPEN breaker (the seed's default)."""
+    timeout: Annotated[float, Field(gt=0)] = 60.0
+    """Seconds a breaker stays OPEN before it admits trial calls."""
+    half_open_max_calls: Annotated[int, Field(ge=1)] = 1
+    """Trial calls admitted at the same time while HALF_OPEN."""
+    max_wait_in_half_open: Annotated[float, Field(gt=0)] | None = None
+    """Seconds a breaker may stay HALF_OPEN without deciding; then it reopens."""
+    timeout_multiplier: Annotated[float, Field(ge=1)] = 1.0
+    """Growth of the OPEN timeout on each trip that follows a failed recovery."""
+    max_timeout: Annotated[float, Field(gt=0)] | None = None
+    """Upper bound of the grown OPEN timeout (None: no bound)."""
+    failure_rate_threshold: Percent | None = None
+    """Trip when this percentage of the windowed calls failed (off when None)."""
+    slow_call_rate_threshold: Percent | None = None
+    """Trip when this percentage of the windowed calls was slow (off when None)."""
+    slow_call_duration: Annotated[float, Field(gt=0)] = 5.0
+    """A call that takes at least this many seconds is slow."""
+    sliding_window_type: SlidingWindowType = SlidingWindowType.COUNT_BASED
+    sliding_window_size: Annotated[int, Field(ge=1, le=100_000)] = 100
+    """Calls (count based) or seconds (time based) in the window."""
+    minimum_calls: Annotated[int, Field(ge=1)] = 10
+    """Calls the window must hold before rates are evaluated."""
+    count_rate_limits: bool = False
+    """Whether rate-limit answers count as service failures."""
+    exchange_id: str | None = None
+    """Exchange whose error-code overrides the classifier applies."""
+
+    @model_validator(mode="after")
+    def _timeouts_ordered(self) -> CircuitBreakerConfig:
+        if self.max_timeout is not None and self.max_timeout < self.timeout:
+            raise RuleError(
+                {"timeout": self.timeout, "max_timeout": self.max_timeout},
+                f"max_timeout ({self.max_timeout:g}) must be >= timeout ({self.timeout:g})",
+            )
+        return self
+
+    @property
+    def uses_window(self) -> bool:
+        """Whether a failure-rate or slow-call-rate rule is on."""
+        return self.failure_rate_threshold is not None or self.slow_call_rate_threshold is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChangeEvent:
+    """A breaker moved from one state to another at ``at`` (clock seconds)."""
+
+    name: str
+    previous: CircuitState
+    current: CircuitState
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """A call finished. ``outcome`` is what the classifier said; ``counted``
+    whether it counted as a service failure."""
+
+    name: str
+    outcome: Outcome
+    counted: bool
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionEvent:
+    """A call was rejected without running."""
+
+    name: str
+    state: CircuitState
+    retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerSnapshot:
+    """A breaker's metrics at one moment. ``as_dict()`` is JSON-ready."""
+
+    name: str
+    state: CircuitState
+    calls: int
+    successes: int
+    failures: int
+    ignored: int
+    rejected: int
+    cancelled: int
+    slow_calls: int
+    failures_by_kind: dict[str, int]
+    consecutive_failures: int
+    failure_rate: float
+    slow_call_rate: float
+    window_calls: int
+    trips: int
+    current_timeout: float
+    retry_after: float | None
+    last_transition_at: float | None
+    seconds_in_state: dict[str, float]
+    recoveries: int
+    last_recovery_seconds: float | None
+    mean_recovery_seconds: float | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (enums as their string values)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["state"] = self.state.value
+        return data
+
+
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
+_HALF_OPEN = CircuitState.HALF_OPEN
+_FORCED_OPEN = CircuitState.FORCED_OPEN
+_DISABLED = CircuitState.DISABLED
+
+_Listener = Callable[[Any], Any]
+_Entry = tuple[int, float, Any]  # (generation, start time, parent entry)
+
+
+class CircuitBreaker:
+    """Protects calls to one dependency.
+
+    ``await cb.call_async(fn, *args, **kwargs)``, ``@cb`` on an ``async def``,
+    or ``async with cb:``. Rejections raise :class:`CircuitOpenError`.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_call_listeners",
+        "_calls",
+        "_cancelled",
+        "_classifier",
+        "_clock",
+        "_consecutive_failures",
+        "_consecutive_trips",
+        "_current_timeout",
+        "_entries",
+        "_failures",
+        "_failures_by_kind",
+        "_fast",
+        "_generation",
+        "_half_open_in_flight",
+        "_half_open_successes",
+        "_ignored",
+        "_last_recovery",
+        "_last_transition_at",
+        "_open_until",
+        "_opened_at",
+        "_recoveries",
+        "_recovery_total",
+        "_reject_listeners",
+        "_rejected",
+        "_seconds_in_state",
+        "_slow",
+        "_state",
+        "_state_listeners",
+        "_state_since",
+        "_successes",
+        "_tasks",
+        "_timed",
+        "_trips",
+        "_window",
+        "config",
+        "name",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        clock: Clock = MONOTONIC,
+        classifier: Classifier = DEFAULT_CLASSIFIER,
+    ) -> None:
+        if config is None:
+            config = CircuitBreakerConfig(name=name)
+        elif config.name is None:
+            config.name = name
+        elif config.name != name:
+            raise ConfigurationError(
+                [FieldError("CircuitBreakerConfig", "name", config.name, f"must be {name!r}")]
+            )
+        self.name = name
+        self.config = config
+        self._clock = clock
+        self._classifier = classifier
+        self._state = _CLOSED
+        # True only in CLOSED with no window, timing rule or call listener:
+        # then a success is three counter updates and nothing else.
+        self._fast = True
+        self._timed = False
+        self._generation = 0
+        self._state_since = clock.now()
+        self._open_until = 0.0
+        self._opened_at: float | None = None
+        self._current_timeout = config.timeout
+        self._consecutive_trips = 0
+        self._half_open_in_flight = 0
+        self._half_open_successes = 0
+        self._consecutive_failures = 0
+        # counters
+        self._calls = 0
+        self._successes = 0
+        self._failures = 0
+        self._ignored = 0
+        self._rejected = 0
+        self._cancelled = 0
+        self._slow = 0
+        self._trips = 0
+        self._failures_by_kind: dict[str, int] = {}
+        self._last_transition_at: float | None = None
+        self._seconds_in_state: dict[CircuitState, float] = {}
+        self._recoveries = 0
+        self._recovery_total = 0.0
+        self._last_recovery: float | None = None
+        self._window: CountWindow | TimeWindow | None = None
+        self._state_listeners: list[_Listener] = []
+        self._call_listeners: list[_Listener] = []
+        self._reject_listeners: list[_Listener] = []
+        self._tasks: set[asyncio.Task[Any]] | None = None
+        self._entries: ContextVar[_Entry | None] | None = None
+        self._configure()
+        config.subscribe(self._on_config_change)
+
+    # ------------------------------------------------------------------ config
+
+    def _configure(self) -> None:
+        cfg = self.config
+        if cfg.uses_window:
+            size = cfg.sliding_window_size
+            window_cls = (
+                CountWindow
+                if cfg.sliding_window_type is SlidingWindowType.COUNT_BASED
+                else TimeWindow
+            )
+            window = self._window
+            if not isinstance(window, window_cls) or window.size != size:
+                self._window = window_cls(size)
+        else:
+            self._window = None
+        self._timed = cfg.slow_call_rate_threshold is not None or isinstance(
+            self._window, TimeWindow
+        )
+        self._refresh_fast()
+
+    def _refresh_fast(self) -> None:
+        self._fast = (
+            self._state is _CLOSED
+            and not self._timed
+            and self._window is None
+            and not self._call_listeners
+        )
+
+    def _on_config_change(self, field_name: str) -> None:
+        if field_name == "timeout" and self._consecutive_trips <= 1:
+            self._current_timeout = self.config.timeout
+        self._configure()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state. An OPEN breaker whose timeout has passed still
+        reads OPEN until the next call turns it HALF_OPEN."""
+        return self._state
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds until an OPEN breaker admits a trial (0 when it would now;
+        None when CLOSED/HALF_OPEN/DISABLED, or FORCED_OPEN)."""
+        if self._state is _OPEN:
+            return max(0.0, self._open_until - self._clock.now())
+        return None
+
+    def _transition(self, new: CircuitState, reason: str) -> None:
+        old = self._state
+        if old is new:
+            return
+        now = self._clock.now()
+        self._seconds_in_state[old] = self._seconds_in_state.get(old, 0.0) + (
+            now - self._state_since
+        )
+        self._state = new
+        self._state_since = now
+        self._last_transition_at = now
+        self._generation += 1
+        self._half_open_in_flight = 0
+        self._half_open_successes = 0
+        self._refresh_fast()
+        if new is _OPEN:
+            self._trips += 1
+            if old is _HALF_OPEN:
+                self._consecutive_trips += 1
+                grown = self.config.timeout * self.config.timeout_multiplier ** (
+                    self._consecutive_trips - 1
+                )
+                cap = self.config.max_timeout
+                self._current_timeout = grown if cap is None else min(grown, cap)
+            else:
+                self._consecutive_trips = 1
+                self._current_timeout = self.config.timeout
+                self._opened_at = now
+            self._open_until = now + self._current_timeout
+        elif new is _CLOSED:
+            self._consecutive_failures = 0
+            if self._window is not None:
+                self._window.clear()
+            if old is _HALF_OPEN and self._opened_at is not None:
+                recovery = now - self._opened_at
+                self._recoveries += 1
+                self._recovery_total += recovery
+                self._last_recovery = recovery
+            self._opened_at = None
+            self._consecutive_trips = 0
+            self._current_timeout = self.config.timeout
+        if self._state_listeners:
+            self._emit(self._state_listeners, StateChangeEvent(self.name, old, new, reason, now))
+
+    def _admit(self) -> int:
+        """Admission outside the fast path: returns the generation of the
+        admitted call or raises CircuitOpenError."""
+        state = self._state
+        if state is _CLOSED or state is _DISABLED:
+            return self._generation
+        now = self._clock.now()
+        if state is _OPEN:
+            if now >= self._open_until:
+                self._transition(_HALF_OPEN, "recovery timeout elapsed")
+                state = _HALF_OPEN
+            else:
+                self._reject(self._open_until - now)
+        if state is _HALF_OPEN:
+            limit = self.config.max_wait_in_half_open
+            if limit is not None and now - self._state_since >= limit:
+                self._transition(_OPEN, f"no decision within max_wait_in_half_open={limit:g}s")
+                self._reject(self._open_until - now)
+            if self._half_open_in_flight < self.config.half_open_max_calls:
+                self._half_open_in_flight += 1
+                return self._generation
+            self._reject(0.0)
+        self._reject(None)  # FORCED_OPEN
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reject(self, retry_after: float | None) -> None:
+        self._rejected += 1
+        if self._reject_listeners:
+            self._emit(self._reject_listeners, RejectionEvent(self.name, self._state, retry_after))
+        raise CircuitOpenError(self.name, self._state.value, retry_after)
+
+    # ----------------------------------------------------------------- record
+
+    def _record_success(self, generation: int, started: float | None) -> None:
+        self._calls += 1
+        self._successes += 1
+        self._consecutive_failures = 0
+        flags = 0
+        now = 0.0
+        duration: float | None = None
+        if started is not None:
+            now = self._clock.now()
+            duration = now - started
+            if duration >= self.config.slow_call_duration:
+                flags = SLOW
+                self._slow += 1
+        state = self._state
+        if generation == self._generation:
+            if state is _CLOSED:
+                if self._window is not None:
+                    self._window.record(flags, now)
+                    if flags:
+                        self._evaluate_window(now)
+            elif state is _HALF_OPEN:
+                self._half_open_in_flight -= 1
+                self._half_open_successes += 1
+                if self._half_open_successes >= self.config.success_threshold:
+                    self._transition(_CLOSED, "trial calls succeeded")
+        if self._call_listeners:
+            self._emit(self._call_listeners, CallEvent(self.name, _SUCCESS, False, duration))
+
+    def _record_error(self, error: Exception, generation: int, started: float | None) -> None:
+        outcome = self._classifier.classify(error, exchange_id=self.config.exchange_id)
+        kind = outcome.kind
+        counted = outcome.is_service_failure or (
+            kind is OutcomeKind.RATE_LIMITED and self.config.count_rate_limits
+        )
+        self._calls += 1
+        now = self._clock.now() if (started is not None or self._window is not None) else 0.0
+        duration = None if started is None else now - started
+        if not counted:
+            self._ignored += 1
+            if generation == self._generation and self._state is _HALF_OPEN:
+                self._half_open_in_flight -= 1
+        else:
+            self._failures += 1
+            self._failures_by_kind[kind.value] = self._failures_by_kind.get(kind.value, 0) + 1
+            self._consecutive_failures += 1
+            flags = FAILED
+            if duration is not None and duration >= self.config.slow_call_duration:
+                flags |= SLOW
+                self._slow += 1
+            if generation == self._generation:
+                state = self._state
+                if state is _HALF_OPEN:
+                    self._transition(_OPEN, f"trial call failed ({outcome.reason or kind.value})")
+                elif state is _CLOSED:
+                    if self._window is not None:
+                        self._window.record(flags, now)
+                    if self._consecutive_failures >= self.config.failure_threshold:
+                        self._transition(
+                            _OPEN,
+                            f"{self._consecutive_failures} consecutive failures "
+                            f"(failure_threshold={self.config.failure_threshold})",
+                        )
+                    elif self._window is not None:
+                        self._evaluate_window(now)
+        if self._call_listeners:
+            self._emit(self._call_listeners, CallEvent(self.name, outcome, counted, duration))
+
+    def _record_cancel(self, generation: int) -> None:
+        self._cancelled += 1
+        if generation == self._generation and self._state is _HALF_OPEN:
+            self._half_open_in_flight -= 1
+
+    def _evaluate_window(self, now: float) -> None:
+        assert self._window is not None
+        totals = self._window.totals(now)
+        cfg = self.config
+        if totals.calls < cfg.minimum_calls:
+            return
+        if (
+            cfg.failure_rate_threshold is not None
+            and totals.failure_rate >= cfg.failure_rate_threshold
+        ):
+            self._transition(
+                _OPEN,
+                f"failure rate {totals.failure_rate:.1f}% >= {cfg.failure_rate_threshold:g}% "
+                f"over {totals.calls} calls",
+            )
+        elif (
+            cfg.slow_call_rate_threshold is not None
+            and totals.slow_rate >= cfg.slow_call_rate_threshold
+        ):
+            self._transition(
+                _OPEN,
+                f"slow-call rate {totals.slow_rate:.1f}% >= {cfg.slow_call_rate_threshold:g}% "
+                f"over {totals.calls} calls",
+            )
+
+    # ------------------------------------------------------------------- call
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``await fn(*args, **kwargs)`` under the breaker."""
+        if self._fast:
+            generation = self._generation
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                self._record_error(exc, generation, None)
+                raise
+            except BaseException:
+                self._cancelled += 1
+                raise
+            self._calls += 1
+            self._successes += 1
+            self._consecutive_failures = 0
+            return result
+        generation = self._admit()
+        started = self._clock.now() if self._timed else None
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            self._record_error(exc, generation, started)
+            raise
+        except BaseException:
+            self._record_cancel(generation)
+            raise
+        self._record_success(generation, started)
+        return result
+
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, T]]
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        """Decorate an ``async def`` so every call goes through this breaker."""
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"circuit breaker {self.name!r} can only decorate an async def; got {fn!r}"
+            )
+        call = self.call_async
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await call(fn, *args, **kwargs)
+
+        wrapper.circuit_breaker = self  # type: ignore[attr-defined]
+        return wrapper
+
+    async def __aenter__(self) -> CircuitBreaker:
+        generation = self._generation if self._fast else self._admit()
+        started = self._clock.now() if self._timed else None
+        if self._entries is None:
+            self._entries = ContextVar(f"breaker:{self.name}", default=None)
+        self._entries.set(
+            (generation, started if started is not None else -1.0, self._entries.get())
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        entry = None if self._entries is None else self._entries.get()
+        if entry is None or self._entries is None:  # pragma: no cover - misuse
+            raise RuntimeError(f"circuit breaker {self.name!r}: __aexit__ without __aenter__")
+        generation, started_raw, parent = entry
+        self._entries.set(parent)
+        started = None if started_raw < 0 else started_raw
+        if exc is None:
+            self._record_success(generation, started)
+        elif isinstance(exc, Exception):
+            self._record_error(exc, generation, started)
+        else:
+            self._record_cancel(generation)
+        return False
+
+    # ---------------------------------------------------------------- control
+
+    def force_open(self) -> None:
+        """Reject every call until :meth:`reset` (or :meth:`disable`)."""
+        self._transition(_FORCED_OPEN, "forced open")
+
+    def disable(self) -> None:
+        """Let every call through and never trip, until :meth:`reset`."""
+        self._transition(_DISABLED, "disabled")
+
+    def reset(self) -> None:
+        """Back to CLOSED with cleared failure counts (metrics are kept)."""
+        self._transition(_CLOSED, "reset")
+        self._consecutive_failures = 0
+        if self._window is not None:
+            self._window.clear()
+        self._consecutive_trips = 0
+        self._current_timeout = self.config.timeout
+
+    # -------------------------------------------------------------- listeners
+
+    def add_listener(
+        self,
+        *,
+        on_state_change: Callable[[StateChangeEvent], Any] | None = None,
+        on_call: Callable[[CallEvent], Any] | None = None,
+        on_rejection: Callable[[RejectionEvent], Any] | None = None,
+    ) -> None:
+        """Register callbacks (sync, or async: run as tasks). A callback that
+        raises is logged and ignored; it never breaks the call."""
+        if on_state_change is not None:
+            self._state_listeners.append(on_state_change)
+        if on_call is not None:
+            self._call_listeners.append(on_call)
+        if on_rejection is not None:
+            self._reject_listeners.append(on_rejection)
+        self._refresh_fast()
+
+    def remove_listener(self, callback: Callable[[Any], Any]) -> None:
+        """Unregister ``callback`` wherever it was registered."""
+        for listeners in (self._state_listeners, self._call_listeners, self._reject_listeners):
+            while callback in listeners:
+                listeners.remove(callback)
+        self._refresh_fast()
+
+    def _emit(self, listeners: list[_Listener], event: object) -> None:
+        for listener in tuple(listeners):
+            try:
+                result = listener(event)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    if self._tasks is None:
+                        self._tasks = set()
+                    self._tasks.add(task)
+                    task.add_done_callback(self._listener_done)
+            except Exception:
+                log.exception("circuit breaker %r: listener %r raised", self.name, listener)
+
+    def _listener_done(self, task: asyncio.Task[Any]) -> None:
+        if self._tasks is not None:
+            self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "circuit breaker %r: async listener raised",
+                self.name,
+                exc_info=task.exception(),
+            )
+
+    # ---------------------------------------------------------------- metrics
+
+    def window_totals(self) -> WindowTotals | None:
+        """What the sliding window holds now (None when no rate rule is on)."""
+        if self._window is None:
+            return None
+        return self._window.totals(self._clock.now())
+
+    def snapshot(self) -> CircuitBreakerSnapshot:
+        """The breaker's metrics now."""
+        now = self._clock.now()
+        seconds = {s.value: v for s, v in self._seconds_in_state.items()}
+        seconds[self._state.value] = seconds.get(self._state.value, 0.0) + (now - self._state_since)
+        totals = self.window_totals()
+        return CircuitBreakerSnapshot(
+            name=self.name,
+            state=self._state,
+            calls=self._calls,
+            successes=self._successes,
+            failures=self._failures,
+            ignored=self._ignored,
+            rejected=self._rejected,
+            cancelled=self._cancelled,
+            slow_calls=self._slow,
+            failures_by_kind=dict(self._failures_by_kind),
+            consecutive_failures=self._consecutive_failures,
+            failure_rate=totals.failure_rate if totals else 0.0,
+            slow_call_rate=totals.slow_rate if totals else 0.0,
+            window_calls=totals.calls if totals else 0,
+            trips=self._trips,
+            current_timeout=self._current_timeout,
+            retry_after=self.retry_after,
+            last_transition_at=self._last_transition_at,
+            seconds_in_state=seconds,
+            recoveries=self._recoveries,
+            last_recovery_seconds=self._last_recovery,
+            mean_recovery_seconds=(
+                self._recovery_total / self._recoveries if self._recoveries else None
+            ),
+            config=self.config.model_dump(mode="json"),
+        )
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self._state is _OPEN:
+            extra = f" retry_after={self.retry_after:.3f}s"
+        return (
+            f"<CircuitBreaker {self.name!r} state={self._state.value} calls={self._calls} "
+            f"failures={self._failures} consecutive_failures={self._consecutive_failures}/"
+            f"{self.config.failure_threshold} rejected={self._rejected} trips={self._trips}{extra}>"
+        )
+
+
+_SUCCESS = Outcome(OutcomeKind.SUCCESS)
