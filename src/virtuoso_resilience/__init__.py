@@ -5,8 +5,14 @@ private.
 """
 
 from ._version import __version__
-from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind, classify
+from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
 from .clock import MONOTONIC, Clock, FakeClock, MonotonicClock
+from .config import (
+    ResilienceConfiguration,
+    create_default_resilience_config,
+    create_development_resilience_config,
+    create_production_resilience_config,
+)
 from .errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -16,12 +22,35 @@ from .errors import (
     ResilienceError,
     ResilienceTimeoutError,
 )
+from .health import (
+    CheckResult,
+    CircuitBreakerHealthCheck,
+    ConnectionPoolHealthCheck,
+    DependencyCycleError,
+    HealthChange,
+    HealthCheck,
+    HealthCheckConfig,
+    HealthService,
+    ServiceStatus,
+    SimpleHealthCheck,
+    get_health_service,
+)
 from .policies.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerSnapshot,
     CircuitState,
     SlidingWindowType,
+)
+from .policies.retry import (
+    BackoffStrategy,
+    JitterMode,
+    RetryBudget,
+    RetryConfig,
+    RetryEvent,
+    RetryMetrics,
+    RetryPolicy,
+    retry,
 )
 from .registry import (
     ResilienceRegistry,
@@ -34,29 +63,51 @@ from .registry import (
 __all__ = [
     "DEFAULT_CLASSIFIER",
     "MONOTONIC",
+    "BackoffStrategy",
     "BulkheadFullError",
+    "CheckResult",
     "CircuitBreaker",
     "CircuitBreakerConfig",
+    "CircuitBreakerHealthCheck",
     "CircuitBreakerSnapshot",
     "CircuitOpenError",
     "CircuitState",
     "Classifier",
     "Clock",
     "ConfigurationError",
+    "ConnectionPoolHealthCheck",
+    "DependencyCycleError",
     "FakeClock",
+    "HealthChange",
+    "HealthCheck",
+    "HealthCheckConfig",
+    "HealthService",
+    "JitterMode",
     "MonotonicClock",
     "Outcome",
     "OutcomeKind",
     "PoolExhaustedError",
     "RateLimitTimeoutError",
+    "ResilienceConfiguration",
     "ResilienceError",
     "ResilienceRegistry",
     "ResilienceTimeoutError",
+    "RetryBudget",
+    "RetryConfig",
+    "RetryEvent",
+    "RetryMetrics",
+    "RetryPolicy",
+    "ServiceStatus",
+    "SimpleHealthCheck",
     "SlidingWindowType",
     "__version__",
     "circuit_breaker",
-    "classify",
+    "create_default_resilience_config",
+    "create_development_resilience_config",
+    "create_production_resilience_config",
     "default_registry",
     "get_circuit_breaker",
+    "get_health_service",
+    "retry",
     "set_default_registry",
 ]

@@ -1,0 +1,85 @@
+"""The ``virtuoso-resilience`` command.
+
+``virtuoso-resilience serve`` runs the main job on its built-in defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="virtuoso-resilience",
+        description="Resilience layer for asyncio trading systems built on CCXT.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the market-data service with resilience policies (offline by default)",
+    )
+    serve.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    serve.add_argument(
+        "--summary-interval",
+        type=float,
+        default=5.0,
+        help="seconds between one-line summaries (default: 5)",
+    )
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._serve import ServeOptions, serve
+
+    if args.summary_interval <= 0:
+        print("error: --summary-interval must be > 0 seconds", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("error: --duration must be > 0 seconds", file=sys.stderr)
+        return 2
+    options = ServeOptions(duration=args.duration, summary_interval=args.summary_interval)
+    return _run_until_signalled(serve(options))
+
+
+def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
+    """Run ``coro`` until it returns or SIGINT/SIGTERM arrives; exit code 0."""
+
+    async def runner() -> int:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, task.cancel)
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            return 0
+        return result
+
+    return asyncio.run(runner())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Health checks with a dependency graph, background monitoring and listeners.
+
+Register checks on a :class:`HealthService` (the default one is
+:func:`get_health_service`), declare what depends on what, start monitoring,
+and read cached health or listen for changes of the overall status.
+"""
+
+from ._checks import (
+    BreakerLike,
+    CircuitBreakerHealthCheck,
+    ConnectionPoolHealthCheck,
+    HealthCheck,
+    HealthCheckConfig,
+    PoolHealthLike,
+    PoolLike,
+    SimpleHealthCheck,
+)
+from ._graph import DependencyCycleError
+from ._metrics import CheckMetricsSnapshot, ResponseTimeStats
+from ._service import (
+    CheckReport,
+    HealthReport,
+    HealthService,
+    StatusListener,
+    get_health_service,
+)
+from ._status import CheckResult, HealthChange, ServiceStatus
+
+__all__ = [
+    "BreakerLike",
+    "CheckMetricsSnapshot",
+    "CheckReport",
+    "CheckResult",
+    "CircuitBreakerHealthCheck",
+    "ConnectionPoolHealthCheck",
+    "DependencyCycleError",
+    "HealthChange",
+    "HealthCheck",
+    "HealthCheckConfig",
+    "HealthReport",
+    "HealthService",
+    "PoolHealthLike",
+    "PoolLike",
+    "ResponseTimeStats",
+    "ServiceStatus",
+    "SimpleHealthCheck",
+    "StatusListener",
+    "get_health_service",
+]

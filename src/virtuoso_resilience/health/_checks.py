@@ -1,0 +1,307 @@
+"""Health check configuration and the check types."""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, ClassVar, Protocol
+
+from pydantic import Field, field_validator
+
+from .._model import ConfigModel
+from ..errors import ConfigurationError, FieldError
+from ._status import CheckResult, ServiceStatus
+
+__all__ = [
+    "BreakerLike",
+    "CircuitBreakerHealthCheck",
+    "ConnectionPoolHealthCheck",
+    "HealthCheck",
+    "HealthCheckConfig",
+    "PoolHealthLike",
+    "PoolLike",
+    "SimpleHealthCheck",
+    "describe_error",
+]
+
+
+class HealthCheckConfig(ConfigModel):
+    """How one health check is scheduled and judged. Times are in seconds.
+
+    Every field may be changed at run time (``check.config.interval = 30.0``)
+    except ``depends_on``; a bad value raises
+    :class:`~virtuoso_resilience.ConfigurationError` and leaves the old one.
+    """
+
+    name: str | None = None
+    """A label; checks built without an explicit name take it as their name."""
+
+    interval: Annotated[float, Field(gt=0)] = 60.0
+    """Seconds between the starts of two background runs."""
+
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a run may take before it is cut off and counted as a failure."""
+
+    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    """Consecutive failures that make the check UNHEALTHY (DEGRADED before that)."""
+
+    success_threshold: Annotated[int, Field(ge=1)] = 1
+    """Consecutive successes that make an UNHEALTHY check HEALTHY again."""
+
+    critical: bool = False
+    """A critical check that fails is CRITICAL and makes its dependants CRITICAL."""
+
+    depends_on: Annotated[tuple[str, ...], Field(frozen=True, strict=False)] = ()
+    """Names of the checks this one depends on (fixed once the config is created)."""
+
+    @field_validator("depends_on")
+    @classmethod
+    def _unique_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name for name in value):
+            raise ValueError("check names must be non-empty")
+        return tuple(dict.fromkeys(value))
+
+
+def _check_name(owner: str, name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError([FieldError(owner, "name", name, "must be a non-empty string")])
+    return name
+
+
+class HealthCheck(abc.ABC):
+    """Base of every health check: a ``name``, a ``config`` and :meth:`check`.
+
+    Subclasses implement ``async def check() -> CheckResult``. The service
+    runs it under ``config.timeout`` and turns an exception or a timeout into
+    a failed result, so ``check`` need not guard itself.
+    """
+
+    component_type: ClassVar[str] = "component"
+    """The IETF ``componentType`` (``component``, ``datastore`` or ``system``)."""
+
+    def __init__(self, name: str, config: HealthCheckConfig | None = None) -> None:
+        self.name = _check_name(type(self).__name__, name)
+        self.config = config if config is not None else HealthCheckConfig(name=name)
+
+    @abc.abstractmethod
+    async def check(self) -> CheckResult:
+        """Run the check once and say what it found."""
+
+    def __repr__(self) -> str:
+        c = self.config
+        deps = f" depends_on={list(c.depends_on)}" if c.depends_on else ""
+        return (
+            f"<{type(self).__name__} {self.name!r} interval={c.interval:g}s "
+            f"timeout={c.timeout:g}s critical={c.critical}{deps}>"
+        )
+
+
+def to_result(value: object) -> CheckResult:
+    """Interpret what a check function returned.
+
+    ``False`` fails; a :class:`ServiceStatus` is taken as the status; a
+    :class:`CheckResult` as it is; anything else (``True``, ``None``, a pong
+    object...) passes.
+    """
+    if isinstance(value, CheckResult):
+        return value
+    if isinstance(value, ServiceStatus):
+        return CheckResult(value)
+    if value is False:
+        return CheckResult(ServiceStatus.UNHEALTHY, "check returned False")
+    return CheckResult(ServiceStatus.HEALTHY)
+
+
+class SimpleHealthCheck(HealthCheck):
+    """A check made of one function, sync or async.
+
+    ``func()`` may return ``False`` (fail), a :class:`ServiceStatus`, a
+    :class:`CheckResult`, or anything else including ``None`` (pass), so
+    ``exchange.ping`` can be used as it is. Raising is a failure. A sync
+    function runs on the event loop: keep it quick (wrap blocking work in
+    :func:`asyncio.to_thread`).
+    """
+
+    def __init__(
+        self, name: str, func: Callable[[], Any], config: HealthCheckConfig | None = None
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"SimpleHealthCheck {name!r}: func must be callable, not {func!r}")
+        super().__init__(name, config)
+        self.func = func
+
+    async def check(self) -> CheckResult:
+        value = self.func()
+        if inspect.isawaitable(value):
+            value = await value
+        return to_result(value)
+
+
+class PoolHealthLike(Protocol):
+    """The shape of what ``pool.health()`` returns."""
+
+    @property
+    def status(self) -> object: ...  # "healthy" | "degraded" | "unhealthy" (or such an enum)
+
+    @property
+    def utilisation(self) -> float: ...
+
+    @property
+    def waiting(self) -> int: ...
+
+    @property
+    def error_rate(self) -> float: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+
+class PoolLike(Protocol):
+    """A connection pool as seen by :class:`ConnectionPoolHealthCheck`."""
+
+    @property
+    def name(self) -> str: ...
+
+    def health(self) -> PoolHealthLike | Awaitable[PoolHealthLike]: ...
+
+
+class BreakerLike(Protocol):
+    """A circuit breaker as seen by :class:`CircuitBreakerHealthCheck`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> object: ...  # an enum whose .value is "closed", "open", ...
+
+    def snapshot(self) -> object: ...  # a mapping, or an object with as_dict()
+
+
+def _value(obj: object) -> str:
+    return str(getattr(obj, "value", obj))
+
+
+_POOL_STATUS = {
+    "healthy": ServiceStatus.HEALTHY,
+    "degraded": ServiceStatus.DEGRADED,
+    "unhealthy": ServiceStatus.UNHEALTHY,
+}
+
+
+class ConnectionPoolHealthCheck(HealthCheck):
+    """Reports a connection pool's own ``health()`` verdict.
+
+    ``"healthy"``/``"degraded"``/``"unhealthy"`` map to HEALTHY/DEGRADED/
+    UNHEALTHY; the message is the pool's ``reason``; details carry
+    ``utilisation``, ``waiting`` and ``error_rate``. The check is named
+    ``name``, else ``config.name``, else ``"pool.<pool name>"``.
+    """
+
+    def __init__(
+        self, pool: PoolLike, config: HealthCheckConfig | None = None, *, name: str | None = None
+    ) -> None:
+        if name is None:
+            name = config.name if config is not None and config.name else f"pool.{pool.name}"
+        super().__init__(name, config)
+        self.pool = pool
+
+    async def check(self) -> CheckResult:
+        health = self.pool.health()
+        if inspect.isawaitable(health):
+            health = await health
+        raw = _value(health.status)
+        status = _POOL_STATUS.get(raw, ServiceStatus.UNKNOWN)
+        message = health.reason or ""
+        if status is ServiceStatus.UNKNOWN:
+            message = f"pool reported unknown status {raw!r}" + (f": {message}" if message else "")
+        return CheckResult(
+            status,
+            message,
+            {
+                "pool": self.pool.name,
+                "utilisation": health.utilisation,
+                "waiting": health.waiting,
+                "error_rate": health.error_rate,
+            },
+        )
+
+
+class CircuitBreakerHealthCheck(HealthCheck):
+    """Reports a circuit breaker's state.
+
+    ``closed``/``disabled`` are HEALTHY, ``half_open`` is DEGRADED, ``open``
+    and ``forced_open`` are DEGRADED (an open breaker is a warning: it is
+    protecting the system) or UNHEALTHY with ``fail_when_open=True``.
+    Details are the breaker's ``snapshot()``. The check is named ``name``,
+    else ``config.name``, else ``"circuit_breaker.<breaker name>"``.
+    """
+
+    def __init__(
+        self,
+        breaker: BreakerLike,
+        config: HealthCheckConfig | None = None,
+        *,
+        fail_when_open: bool = False,
+        name: str | None = None,
+    ) -> None:
+        if name is None:
+            name = (
+                config.name
+                if config is not None and config.name
+                else f"circuit_breaker.{breaker.name}"
+            )
+        super().__init__(name, config)
+        self.breaker = breaker
+        self.fail_when_open = fail_when_open
+
+    async def check(self) -> CheckResult:
+        state = _value(self.breaker.state)
+        if state in ("closed", "disabled"):
+            status = ServiceStatus.HEALTHY
+        elif state == "half_open":
+            status = ServiceStatus.DEGRADED
+        elif state in ("open", "forced_open"):
+            status = ServiceStatus.UNHEALTHY if self.fail_when_open else ServiceStatus.DEGRADED
+        else:
+            status = ServiceStatus.UNKNOWN
+        message = "" if status is ServiceStatus.HEALTHY else f"circuit breaker is {state}"
+        return CheckResult(status, message, _snapshot_dict(self.breaker.snapshot()))
+
+
+def _snapshot_dict(snapshot: object) -> dict[str, Any]:
+    as_dict = getattr(snapshot, "as_dict", None)
+    if callable(as_dict):
+        snapshot = as_dict()
+    if isinstance(snapshot, Mapping):
+        return dict(snapshot)
+    return {}
+
+
+_MAX_ERROR_CHARS = 200
+_SECRET_VALUE = re.compile(
+    r"(?i)\b((?:api[_-]?key|apikey|secret|token|password|passwd|passphrase|signature|"
+    r"sign|auth[a-z_]*|access[_-]?key|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"<TypeName>: <message>"`` for an exception, safe to show.
+
+    Values that follow secret-looking keys (``apiKey=``, ``"secret": ``,
+    ``signature=``, ``Bearer ...``) are masked, best effort, and the text is
+    cut to 200 characters.
+    """
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ fails still has a type
+        text = ""
+    text = _BEARER.sub(r"\1 ***", text)
+    text = _SECRET_VALUE.sub(r"\1***", text)
+    text = " ".join(text.split())
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 3] + "..."
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,133 @@
+"""The dependency graph: cycle detection, effective status and root cause.
+
+Rules (documented in docs/health.md):
+
+* a check's *effective* status is the worst of its own status and what each
+  dependency passes on: HEALTHY nothing, UNKNOWN and DEGRADED themselves,
+  UNHEALTHY passes on DEGRADED (a failed non-critical dependency degrades
+  its dependants), CRITICAL passes on CRITICAL (transitively);
+* a dependency that is not registered is UNKNOWN;
+* the root cause of a non-healthy check follows its worst dependency (ties:
+  declaration order) for as long as that dependency is at least as bad as the
+  check's own status, down to the deepest failing check (possibly itself).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+
+from ..errors import ConfigurationError, FieldError
+from ._status import ServiceStatus
+
+__all__ = ["DependencyCycleError", "NodeStatus", "evaluate", "find_cycle"]
+
+_H = ServiceStatus.HEALTHY
+_PASSED_ON: dict[ServiceStatus, ServiceStatus] = {
+    ServiceStatus.HEALTHY: ServiceStatus.HEALTHY,
+    ServiceStatus.UNKNOWN: ServiceStatus.UNKNOWN,
+    ServiceStatus.DEGRADED: ServiceStatus.DEGRADED,
+    ServiceStatus.UNHEALTHY: ServiceStatus.DEGRADED,
+    ServiceStatus.CRITICAL: ServiceStatus.CRITICAL,
+}
+
+NodeStatus = tuple[ServiceStatus, str | None]
+"""(effective status, root cause)."""
+
+
+class DependencyCycleError(ConfigurationError):
+    """Registering a check would close a dependency cycle.
+
+    ``cycle`` is the path, first name repeated at the end: ``("a", "b", "a")``.
+    """
+
+    def __init__(self, check: str, depends_on: Sequence[str], cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        path = " -> ".join(self.cycle)
+        super().__init__(
+            [
+                FieldError(
+                    f"HealthCheck {check!r}",
+                    "depends_on",
+                    tuple(depends_on),
+                    f"would create a dependency cycle: {path}",
+                )
+            ]
+        )
+        self.args = (f"health check {check!r} cannot be registered: dependency cycle {path}",)
+
+
+def find_cycle(graph: Mapping[str, Sequence[str]], start: str) -> tuple[str, ...] | None:
+    """The shortest path ``start -> ... -> start`` through ``graph``, or None.
+
+    The graph without ``start``'s edges must be acyclic, which holds when
+    every registration is checked.
+    """
+    parents: dict[str, str] = {}
+    queue = deque([start])
+    seen = {start}
+    while queue:
+        node = queue.popleft()
+        for dep in graph.get(node, ()):
+            if dep == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parents[path[-1]])
+                path.reverse()
+                path.append(start)
+                return tuple(path)
+            if dep not in seen:
+                seen.add(dep)
+                parents[dep] = node
+                queue.append(dep)
+    return None
+
+
+def evaluate(
+    graph: Mapping[str, Sequence[str]], own: Mapping[str, ServiceStatus]
+) -> dict[str, NodeStatus]:
+    """Effective status and root cause of every node (registered or referenced).
+
+    ``graph`` maps each registered check to its dependencies, ``own`` each
+    registered check to its own status. The graph must be acyclic.
+    """
+    result: dict[str, NodeStatus] = {}
+    for root in graph:
+        if root in result:
+            continue
+        # Iterative post-order walk: a node is resolved once all its deps are.
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node in result:
+                continue
+            deps = graph.get(node)
+            if deps is None:  # referenced but not registered
+                result[node] = (ServiceStatus.UNKNOWN, node)
+                continue
+            if not expanded:
+                stack.append((node, True))
+                stack.extend((dep, False) for dep in deps if dep not in result)
+                continue
+            result[node] = _resolve(node, own.get(node, ServiceStatus.UNKNOWN), deps, result)
+    return result
+
+
+def _resolve(
+    node: str, own: ServiceStatus, deps: Sequence[str], done: Mapping[str, NodeStatus]
+) -> NodeStatus:
+    effective = own
+    worst_dep: str | None = None
+    worst_dep_status = _H
+    for dep in deps:
+        dep_status = done[dep][0]
+        passed_on = _PASSED_ON[dep_status]
+        if passed_on > effective:
+            effective = passed_on
+        if dep_status > worst_dep_status:
+            worst_dep, worst_dep_status = dep, dep_status
+    if effective is _H:
+        return (_H, None)
+    if worst_dep is not None and worst_dep_status >= own:
+        return (effective, done[worst_dep][1])
+    return (effective, node)

@@ -1,0 +1,833 @@
+"""The health service: registry of checks, dependency graph, monitor, listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..clock import MONOTONIC, Clock
+from ..errors import ConfigurationError, FieldError
+from ._checks import HealthCheck, HealthCheckConfig, describe_error, to_result
+from ._graph import DependencyCycleError, NodeStatus, evaluate, find_cycle
+from ._metrics import CheckMetrics, CheckMetricsSnapshot
+from ._status import CheckResult, HealthChange, ServiceStatus
+
+__all__ = [
+    "CheckReport",
+    "HealthReport",
+    "HealthService",
+    "StatusListener",
+    "get_health_service",
+]
+
+log = logging.getLogger("virtuoso_resilience.health")
+
+T = TypeVar("T")
+StatusListener = Callable[..., Any]
+"""``f(status)`` or ``f(status, change)``, sync or async."""
+
+_MAX_PENDING = 100  # undelivered changes kept per listener (oldest dropped)
+
+
+# --------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """One check as the service sees it at one moment (times: service clock, seconds).
+
+    ``status`` is the *effective* status (own status combined with the
+    dependencies'), ``own_status`` what the check's own results say,
+    ``root_cause`` the deepest failing check behind ``status`` (None when
+    HEALTHY; the check itself when nothing deeper explains it).
+    """
+
+    name: str
+    status: ServiceStatus
+    own_status: ServiceStatus
+    root_cause: str | None
+    depends_on: tuple[str, ...]
+    dependants: tuple[str, ...]
+    critical: bool
+    component_type: str
+    result: CheckResult | None
+    last_run_at: float | None
+    last_duration: float | None
+    config: dict[str, Any]
+    metrics: CheckMetricsSnapshot
+
+    def output(self) -> str:
+        """A short explanation of a non-healthy status ("" when HEALTHY)."""
+        parts: list[str] = []
+        if self.own_status is not ServiceStatus.HEALTHY:
+            if self.result is None:
+                parts.append("not checked yet")
+            elif self.result.message:
+                parts.append(self.result.message)
+            else:
+                parts.append(f"check reports {self.own_status.value}")
+        if self.status > self.own_status and self.root_cause not in (None, self.name):
+            parts.append(f"affected by dependency {self.root_cause!r}")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "ietf_status": self.status.ietf,
+            "own_status": self.own_status.value,
+            "root_cause": self.root_cause,
+            "depends_on": list(self.depends_on),
+            "dependants": list(self.dependants),
+            "critical": self.critical,
+            "component_type": self.component_type,
+            "message": self.result.message if self.result is not None else None,
+            "details": dict(self.result.details) if self.result is not None else {},
+            "output": self.output(),
+            "last_run_at": self.last_run_at,
+            "last_duration": self.last_duration,
+            "config": dict(self.config),
+            "metrics": self.metrics.as_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The whole service at one moment: overall status, root cause, every check.
+
+    ``missing`` lists dependency names no registered check answers to (they
+    count as UNKNOWN). ``at`` is the service clock's time, ``wall_time`` the
+    matching Unix time (seconds).
+    """
+
+    status: ServiceStatus
+    root_cause: str | None
+    checks: Mapping[str, CheckReport]
+    missing: tuple[str, ...]
+    running: bool
+    at: float
+    wall_time: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (what :meth:`HealthService.snapshot` returns)."""
+        return {
+            "overall_status": self.status.value,
+            "ietf_status": self.status.ietf,
+            "root_cause": self.root_cause,
+            "running": self.running,
+            "at": self.at,
+            "checks": {name: c.as_dict() for name, c in self.checks.items()},
+            "missing_dependencies": list(self.missing),
+        }
+
+    def to_health_json(
+        self, *, description: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        """An ``application/health+json`` body (draft-inadarei-api-health-check).
+
+        Each check appears as ``"<name>:responseTime"`` with its effective
+        status, the last run's duration in milliseconds as ``observedValue``
+        and, for ``warn``/``fail``, an ``output`` that names the root cause.
+        """
+        body: dict[str, Any] = {"status": self.status.ietf}
+        if version is not None:
+            body["version"] = version
+        if description is not None:
+            body["description"] = description
+        if self.status is not ServiceStatus.HEALTHY:
+            body["output"] = f"{self.status.value}" + (
+                f"; root cause: {self.root_cause}" if self.root_cause else ""
+            )
+        checks: dict[str, list[dict[str, Any]]] = {}
+        for name, c in self.checks.items():
+            entry: dict[str, Any] = {
+                "componentId": name,
+                "componentType": c.component_type,
+                "status": c.status.ietf,
+            }
+            if c.last_duration is not None:
+                entry["observedValue"] = round(c.last_duration * 1000.0, 3)
+                entry["observedUnit"] = "ms"
+            if c.last_run_at is not None:
+                entry["time"] = _iso(self.wall_time - (self.at - c.last_run_at))
+            if c.status is not ServiceStatus.HEALTHY:
+                entry["output"] = c.output()
+            if c.depends_on:
+                entry["dependsOn"] = list(c.depends_on)
+            checks[f"{name.replace(':', '_')}:responseTime"] = [entry]
+        body["checks"] = checks
+        return body
+
+
+def _iso(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+# --------------------------------------------------------------------- internals
+
+
+class _Entry:
+    """One registered check and everything the service knows about it."""
+
+    __slots__ = (
+        "__weakref__",
+        "active",
+        "check",
+        "depends_on",
+        "inflight",
+        "last_duration",
+        "last_run_at",
+        "last_started",
+        "metrics",
+        "monitor",
+        "result",
+        "tripped",
+        "tripped_critical",
+        "wake",
+        "watched",
+    )
+
+    def __init__(self, check: HealthCheck, depends_on: tuple[str, ...], window: int) -> None:
+        self.check = check
+        self.depends_on = depends_on
+        self.metrics = CheckMetrics(window)
+        self.active = True
+        self.result: CheckResult | None = None
+        self.tripped = False
+        self.tripped_critical = False
+        self.last_started: float | None = None
+        self.last_run_at: float | None = None
+        self.last_duration: float | None = None
+        self.monitor: asyncio.Task[None] | None = None
+        self.inflight: asyncio.Task[None] | None = None
+        self.wake: asyncio.Future[None] | None = None
+        self.watched: HealthCheckConfig | None = None
+
+    def own_status(self) -> ServiceStatus:
+        result = self.result
+        if result is None:
+            return ServiceStatus.UNKNOWN
+        if self.tripped:
+            critical = self.check.config.critical or self.tripped_critical
+            return ServiceStatus.CRITICAL if critical else ServiceStatus.UNHEALTHY
+        if result.passed:
+            return result.status
+        return ServiceStatus.DEGRADED
+
+    def apply(self, result: CheckResult, kind: str | None, at: float, duration: float) -> None:
+        """Fold one run's result into the counters and the tripped state."""
+        config = self.check.config
+        metrics = self.metrics
+        if result.passed:
+            metrics.record_success(at, duration)
+            if self.tripped and metrics.consecutive_successes >= config.success_threshold:
+                self.tripped = False
+        else:
+            error = result.message or f"check reported {result.status.value}"
+            metrics.record_failure(at, duration, kind or "failed", error)
+            if metrics.consecutive_failures >= config.failure_threshold:
+                self.tripped = True
+            if self.tripped:
+                self.tripped_critical = result.status is ServiceStatus.CRITICAL
+        self.result = result
+        self.last_run_at = at
+        self.last_duration = duration
+
+
+class _Listener:
+    __slots__ = ("callback", "pending", "wants_change", "worker")
+
+    def __init__(self, callback: StatusListener, wants_change: bool) -> None:
+        self.callback = callback
+        self.wants_change = wants_change
+        self.pending: deque[HealthChange] = deque(maxlen=_MAX_PENDING)
+        self.worker: asyncio.Task[None] | None = None
+
+
+class _ConfigObserver:
+    """Wakes the monitor when ``interval`` changes (weak: never keeps things alive)."""
+
+    __slots__ = ("_entry", "_service")
+
+    def __init__(self, service: HealthService, entry: _Entry) -> None:
+        self._service = weakref.ref(service)
+        self._entry = weakref.ref(entry)
+
+    def __call__(self, field_name: str) -> None:
+        service, entry = self._service(), self._entry()
+        if service is not None and entry is not None and entry.active:
+            service._config_changed(entry, field_name)
+
+
+def _wants_change(listener: StatusListener) -> bool:
+    try:
+        signature = inspect.signature(listener)
+    except (TypeError, ValueError):
+        return False
+    positional = 0
+    for param in signature.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if param.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    if positional == 0:
+        raise TypeError(f"status listener {listener!r} must accept the new status as an argument")
+    return positional >= 2
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned future's exception so asyncio does not complain."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _call_check(check: HealthCheck) -> CheckResult:
+    value: object = check.check()
+    if inspect.isawaitable(value):
+        value = await value
+    return to_result(value)
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError([FieldError("HealthService", name, value, "must be a number > 0")])
+    return float(value)
+
+
+# --------------------------------------------------------------------- service
+
+
+class HealthService:
+    """Runs health checks, tracks the dependency graph, tells listeners of changes.
+
+    Reading health (:meth:`get_status`, :meth:`report`, :meth:`snapshot`,
+    :meth:`to_health_json`) only reads cached results; checks run in the
+    background after :meth:`start`, each on its own ``config.interval``, or
+    on demand with :meth:`run_checks` / :meth:`run_check`.
+
+    ``clock`` supplies time and sleeping (inject a
+    :class:`~virtuoso_resilience.FakeClock` in tests). ``listener_timeout``
+    (seconds) bounds each call of an async status listener;
+    ``metrics_window`` is how many recent runs the response-time statistics
+    cover.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = MONOTONIC,
+        listener_timeout: float = 10.0,
+        metrics_window: int = 100,
+    ) -> None:
+        self._clock = clock
+        self.listener_timeout = _positive("listener_timeout", listener_timeout)
+        if (
+            isinstance(metrics_window, bool)
+            or not isinstance(metrics_window, int)
+            or (metrics_window < 1)
+        ):
+            raise ConfigurationError(
+                [FieldError("HealthService", "metrics_window", metrics_window, "must be >= 1")]
+            )
+        self._window = metrics_window
+        self._entries: dict[str, _Entry] = {}
+        self._graph: dict[str, tuple[str, ...]] = {}
+        self._nodes: dict[str, NodeStatus] = {}
+        self._overall = ServiceStatus.HEALTHY
+        self._overall_root: str | None = None
+        self._listeners: list[_Listener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = False
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the service reads and sleeps on."""
+        return self._clock
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._running
+
+    # ------------------------------------------------------------ registration
+
+    def register_health_check(
+        self, check: HealthCheck, *, depends_on: Iterable[str] = ()
+    ) -> HealthCheck:
+        """Add ``check``; it depends on ``check.config.depends_on`` plus ``depends_on``.
+
+        Dependencies need not be registered yet (until they are, they count
+        as UNKNOWN). A name already taken or a dependency cycle is a
+        :class:`~virtuoso_resilience.ConfigurationError`
+        (:class:`DependencyCycleError` names the cycle). When the service is
+        running the check starts at once. Returns ``check``.
+        """
+        if not isinstance(check, HealthCheck):
+            raise TypeError(f"expected a HealthCheck, not {type(check).__name__}")
+        name = check.name
+        if name in self._entries:
+            raise ConfigurationError(
+                [
+                    FieldError(
+                        "HealthService",
+                        "name",
+                        name,
+                        "a health check with this name is already registered (unregister it first)",
+                    )
+                ]
+            )
+        extra = (depends_on,) if isinstance(depends_on, str) else tuple(depends_on)
+        for dep in extra:
+            if not isinstance(dep, str) or not dep:
+                raise ConfigurationError(
+                    [FieldError("HealthService", "depends_on", extra, "must be non-empty names")]
+                )
+        deps = tuple(dict.fromkeys((*check.config.depends_on, *extra)))
+        graph = dict(self._graph)
+        graph[name] = deps
+        cycle = find_cycle(graph, name)
+        if cycle is not None:
+            raise DependencyCycleError(name, deps, cycle)
+        entry = _Entry(check, deps, self._window)
+        self._entries[name] = entry
+        self._graph = graph
+        self._watch(entry)
+        self._refresh(cause=name)
+        if self._running:
+            self._start_monitor(entry)
+        return check
+
+    def unregister_health_check(self, name: str) -> HealthCheck:
+        """Remove a check (stopping its monitoring) and return it.
+
+        Checks that depend on it see it as UNKNOWN from now on.
+        """
+        entry = self._entry(name)
+        del self._entries[name]
+        self._graph = {n: d for n, d in self._graph.items() if n != name}
+        entry.active = False
+        for task in (entry.monitor, entry.inflight):
+            if task is not None:
+                task.cancel()
+        entry.monitor = entry.inflight = None
+        self._refresh(cause=name)
+        return entry.check
+
+    def get_check(self, name: str) -> HealthCheck:
+        """The registered check called ``name`` (KeyError naming the known ones)."""
+        return self._entry(name).check
+
+    @property
+    def checks(self) -> dict[str, HealthCheck]:
+        """Every registered check by name, in registration order (a copy)."""
+        return {name: e.check for name, e in self._entries.items()}
+
+    def _entry(self, name: str) -> _Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(self._entries) or "none"
+            raise KeyError(f"no health check named {name!r}; registered: {known}") from None
+
+    # --------------------------------------------------------------- listeners
+
+    def add_status_listener(self, listener: StatusListener) -> StatusListener:
+        """Call ``listener`` on every change of the overall status (only on change).
+
+        ``listener(status)`` gets the new :class:`ServiceStatus`; a listener
+        with a second positional parameter also gets a :class:`HealthChange`.
+        Sync and async listeners work. Calls to one listener happen in order,
+        one at a time, in their own task: each async call is cut off after
+        ``listener_timeout`` seconds, and a listener that raises is logged
+        and ignored, so a listener never stalls monitoring. Adding the same
+        listener twice has no effect. Returns ``listener``.
+        """
+        if not callable(listener):
+            raise TypeError(f"status listener must be callable, not {listener!r}")
+        if any(slot.callback == listener for slot in self._listeners):
+            return listener
+        self._listeners.append(_Listener(listener, _wants_change(listener)))
+        return listener
+
+    def remove_status_listener(self, listener: StatusListener) -> None:
+        """Stop calling ``listener`` (undelivered changes are dropped)."""
+        for slot in self._listeners:
+            if slot.callback == listener:
+                self._listeners.remove(slot)
+                slot.pending.clear()
+                if slot.worker is not None:
+                    slot.worker.cancel()
+                return
+        raise KeyError(f"status listener {listener!r} is not registered")
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Start background monitoring: every check runs now, then every ``interval``.
+
+        Idempotent; may be called again after :meth:`stop`.
+        """
+        if self._running:
+            return
+        self._running = True
+        for entry in self._entries.values():
+            self._start_monitor(entry)
+
+    async def stop(self) -> None:
+        """Stop monitoring and wait until every task the service started has ended.
+
+        Runs in progress are cancelled (nothing is recorded for them) and
+        pending listener calls are dropped. Idempotent.
+        """
+        self._running = False
+        for entry in self._entries.values():
+            entry.monitor = entry.inflight = None
+        for slot in self._listeners:
+            slot.pending.clear()
+            slot.worker = None
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> HealthService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _start_monitor(self, entry: _Entry) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # registered from another thread / outside the loop
+            return
+        if entry.monitor is None or entry.monitor.done():
+            entry.monitor = self._spawn(self._monitor(entry), f"health-monitor:{entry.check.name}")
+
+    # ------------------------------------------------------------ running
+
+    async def run_checks(self) -> HealthReport:
+        """Run every check now (concurrently) and return the resulting report.
+
+        A check already running is joined rather than started twice.
+        """
+        await asyncio.gather(*(self._run(e) for e in list(self._entries.values())))
+        return self.report()
+
+    async def run_check(self, name: str) -> CheckReport:
+        """Run one check now (or join its run in progress) and return its report."""
+        entry = self._entry(name)
+        await self._run(entry)
+        return self._check_report(name, entry)
+
+    async def _run(self, entry: _Entry) -> None:
+        task = entry.inflight
+        if task is None or task.done():
+            task = self._spawn(self._execute(entry), f"health-check:{entry.check.name}")
+            entry.inflight = task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise
+            # The run itself was cancelled (stop(), unregister): nothing recorded.
+
+    async def _monitor(self, entry: _Entry) -> None:
+        while True:
+            try:
+                await self._run(entry)
+            except Exception:  # a bug in the service itself; keep monitoring
+                log.exception("health check %r: internal error", entry.check.name)
+                entry.last_started = self._clock.now()
+            await self._sleep_until_due(entry)
+
+    async def _sleep_until_due(self, entry: _Entry) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._watch(entry)
+            started = entry.last_started
+            if started is None:
+                return
+            delay = started + entry.check.config.interval - self._clock.now()
+            if delay <= 0:
+                return
+            wake: asyncio.Future[None] = loop.create_future()
+            entry.wake = wake
+            timer = loop.create_task(self._clock.sleep(delay))
+            try:
+                await asyncio.wait((timer, wake), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                timer.cancel()
+                wake.cancel()
+                entry.wake = None
+
+    async def _wait_for(self, awaitable: Awaitable[T], limit: float) -> asyncio.Future[T] | None:
+        """Await with a timeout on the service clock; None if it timed out.
+
+        The awaitable runs as its own task, so one that ignores cancellation
+        is abandoned rather than waited for.
+        """
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(awaitable)
+        timer = loop.create_task(self._clock.sleep(limit))
+        try:
+            await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            work.add_done_callback(_consume)
+            raise
+        finally:
+            timer.cancel()
+        if work.done():
+            return work
+        work.cancel()
+        work.add_done_callback(_consume)
+        return None
+
+    async def _execute(self, entry: _Entry) -> None:
+        check = entry.check
+        timeout = check.config.timeout
+        clock = self._clock
+        started = clock.now()
+        entry.last_started = started
+        done = await self._wait_for(_call_check(check), timeout)
+        kind: str | None = None
+        if done is None:
+            result = CheckResult(ServiceStatus.UNHEALTHY, f"timed out after {timeout:g}s")
+            kind = "timeout"
+        elif done.cancelled():
+            log.warning("health check %r was cancelled from inside; no result", check.name)
+            return
+        else:
+            exc = done.exception()
+            if exc is None:
+                result = done.result()
+            elif isinstance(exc, Exception):
+                result = CheckResult(ServiceStatus.UNHEALTHY, describe_error(exc))
+                kind = type(exc).__name__
+            else:  # pragma: no cover - KeyboardInterrupt & co. propagate
+                raise exc
+        now = clock.now()
+        if entry.active:
+            self._record(entry, result, kind, now, now - started)
+
+    def _record(
+        self, entry: _Entry, result: CheckResult, kind: str | None, at: float, duration: float
+    ) -> None:
+        before = entry.own_status()
+        entry.apply(result, kind, at, duration)
+        after = entry.own_status()
+        if after is not before:
+            level = logging.WARNING if after.is_failing else logging.INFO
+            log.log(
+                level,
+                "health check %r: %s -> %s%s",
+                entry.check.name,
+                before.value,
+                after.value,
+                f" ({result.message})" if result.message else "",
+            )
+        self._refresh(cause=entry.check.name)
+
+    # ------------------------------------------------------------ config
+
+    def _watch(self, entry: _Entry) -> None:
+        config = entry.check.config
+        if entry.watched is not config:
+            config.subscribe(_ConfigObserver(self, entry))
+            entry.watched = config
+
+    def _config_changed(self, entry: _Entry, field_name: str) -> None:
+        if field_name == "interval":
+            wake = entry.wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
+        elif field_name == "critical" and entry.check.config is entry.watched:
+            self._refresh(cause=entry.check.name)
+
+    # ------------------------------------------------------------ status
+
+    def _refresh(self, cause: str | None) -> None:
+        own = {name: e.own_status() for name, e in self._entries.items()}
+        self._nodes = evaluate(self._graph, own)
+        overall = ServiceStatus.HEALTHY
+        root: str | None = None
+        for name in self._entries:
+            status, node_root = self._nodes[name]
+            if status > overall:
+                overall, root = status, node_root
+        previous = self._overall
+        self._overall, self._overall_root = overall, root
+        if overall is not previous:
+            level = logging.WARNING if overall.is_failing else logging.INFO
+            log.log(
+                level,
+                "overall health: %s -> %s (check %r, root cause %r)",
+                previous.value,
+                overall.value,
+                cause,
+                root,
+            )
+            self._notify(HealthChange(previous, overall, cause, root, self._clock.now()))
+
+    def _notify(self, change: HealthChange) -> None:
+        if not self._listeners:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (set-up code): nobody could run the listeners
+            return
+        for slot in self._listeners:
+            slot.pending.append(change)
+            if slot.worker is None or slot.worker.done():
+                slot.worker = self._spawn(self._deliver(slot), "health-listener")
+
+    async def _deliver(self, slot: _Listener) -> None:
+        while slot.pending:
+            change = slot.pending.popleft()
+            try:
+                if slot.wants_change:
+                    value = slot.callback(change.current, change)
+                else:
+                    value = slot.callback(change.current)
+                if inspect.isawaitable(value):
+                    done = await self._wait_for(value, self.listener_timeout)
+                    if done is None:
+                        log.warning(
+                            "status listener %r timed out after %gs; cut off",
+                            slot.callback,
+                            self.listener_timeout,
+                        )
+                    elif not done.cancelled() and (exc := done.exception()) is not None:
+                        log.warning(
+                            "status listener %r raised; ignored", slot.callback, exc_info=exc
+                        )
+            except Exception:
+                log.warning("status listener %r raised; ignored", slot.callback, exc_info=True)
+        if slot.worker is asyncio.current_task():
+            slot.worker = None
+
+    def get_status(self, name: str | None = None) -> ServiceStatus:
+        """The effective status of check ``name``, or the overall status.
+
+        A name that is only a declared dependency (not registered) is UNKNOWN.
+        """
+        if name is None:
+            return self._overall
+        node = self._nodes.get(name)
+        if node is None:
+            self._entry(name)  # raises KeyError naming the registered checks
+            return ServiceStatus.UNKNOWN  # pragma: no cover
+        return node[0]
+
+    def get_overall_status(self) -> ServiceStatus:
+        """The worst effective status of all checks (HEALTHY with none)."""
+        return self._overall
+
+    def root_cause(self, name: str | None = None) -> str | None:
+        """The deepest failing check behind ``name``'s status (or the overall's)."""
+        if name is None:
+            return self._overall_root
+        node = self._nodes.get(name)
+        if node is None:
+            self._entry(name)
+            return None  # pragma: no cover
+        return node[1]
+
+    def _check_report(self, name: str, entry: _Entry) -> CheckReport:
+        status, root = self._nodes.get(name, (ServiceStatus.UNKNOWN, name))
+        config = entry.check.config
+        return CheckReport(
+            name=name,
+            status=status,
+            own_status=entry.own_status(),
+            root_cause=root,
+            depends_on=entry.depends_on,
+            dependants=tuple(n for n, e in self._entries.items() if name in e.depends_on),
+            critical=config.critical,
+            component_type=entry.check.component_type,
+            result=entry.result,
+            last_run_at=entry.last_run_at,
+            last_duration=entry.last_duration,
+            config=config.model_dump(mode="json", exclude={"depends_on"}),
+            metrics=entry.metrics.snapshot(),
+        )
+
+    def report(self) -> HealthReport:
+        """Every check's cached state, the overall status and root cause."""
+        missing = sorted(
+            {d for e in self._entries.values() for d in e.depends_on} - set(self._entries)
+        )
+        return HealthReport(
+            status=self._overall,
+            root_cause=self._overall_root,
+            checks={name: self._check_report(name, e) for name, e in self._entries.items()},
+            missing=tuple(missing),
+            running=self._running,
+            at=self._clock.now(),
+            wall_time=time.time(),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready state: overall and IETF status, root cause, every check
+        with its effective status, dependencies and metrics."""
+        return self.report().as_dict()
+
+    def to_health_json(
+        self, *, description: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        """The cached state as an IETF ``application/health+json`` body."""
+        return self.report().to_health_json(description=description, version=version)
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for name in self._entries:
+            status = self._nodes.get(name, (ServiceStatus.UNKNOWN, None))[0].value
+            counts[status] = counts.get(status, 0) + 1
+        detail = ", ".join(f"{k}={v}" for k, v in counts.items())
+        return (
+            f"<HealthService status={self._overall.value} checks={len(self._entries)}"
+            f"{f' ({detail})' if detail else ''} running={self._running} "
+            f"listeners={len(self._listeners)} tasks={len(self._tasks)}>"
+        )
+
+
+def get_health_service() -> HealthService:
+    """The default registry's health service (created on first use)."""
+    from ..registry import default_registry
+
+    return default_registry().health

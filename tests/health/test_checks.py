@@ -1,0 +1,245 @@
+"""The check types: what a function's return means, pools, breakers, error text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from virtuoso_resilience.clock import FakeClock
+from virtuoso_resilience.errors import ConfigurationError
+from virtuoso_resilience.health import (
+    CheckResult,
+    CircuitBreakerHealthCheck,
+    ConnectionPoolHealthCheck,
+    HealthCheck,
+    HealthCheckConfig,
+    ServiceStatus,
+    SimpleHealthCheck,
+)
+from virtuoso_resilience.health._checks import describe_error
+from virtuoso_resilience.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
+
+S = ServiceStatus
+
+
+class Pong:
+    """What some exchange ping() returns: an arbitrary object."""
+
+
+@pytest.mark.parametrize(
+    ("returned", "status"),
+    [
+        (True, S.HEALTHY),
+        (None, S.HEALTHY),
+        (Pong(), S.HEALTHY),
+        ({"status": "ok"}, S.HEALTHY),
+        (0, S.HEALTHY),  # only False itself fails
+        (False, S.UNHEALTHY),
+        (S.DEGRADED, S.DEGRADED),
+        (S.CRITICAL, S.CRITICAL),
+    ],
+)
+async def test_simple_check_interprets_return_values(returned: object, status: S) -> None:
+    async def async_func() -> object:
+        return returned
+
+    def sync_func() -> object:
+        return returned
+
+    for func in (async_func, sync_func):
+        result = await SimpleHealthCheck("x", func).check()
+        assert result.status is status
+    if returned is False:
+        assert (await SimpleHealthCheck("x", sync_func).check()).message == "check returned False"
+
+
+async def test_simple_check_passes_a_check_result_through() -> None:
+    detailed = CheckResult(S.DEGRADED, "lagging 3 blocks", {"lag": 3})
+
+    async def func() -> CheckResult:
+        return detailed
+
+    assert await SimpleHealthCheck("node", func).check() is detailed
+
+
+async def test_simple_check_awaits_what_a_sync_function_returns() -> None:
+    async def ping() -> bool:
+        return False
+
+    check = SimpleHealthCheck("x", lambda: ping())
+    assert (await check.check()).status is S.UNHEALTHY
+
+
+def test_simple_check_validates_its_arguments() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        SimpleHealthCheck("x", "not callable")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="name"):
+        SimpleHealthCheck("", lambda: True)
+
+
+def test_default_config_and_repr() -> None:
+    check = SimpleHealthCheck("exchange", lambda: True)
+    assert check.config.name == "exchange"
+    assert check.config.interval == 60.0
+    check.config.interval = 30.0
+    assert repr(check) == ("<SimpleHealthCheck 'exchange' interval=30s timeout=10s critical=False>")
+    config = HealthCheckConfig(name="exchange_health", depends_on=("cache",))
+    assert "depends_on=['cache']" in repr(SimpleHealthCheck("exchange", lambda: True, config))
+
+
+def test_health_check_is_abstract() -> None:
+    with pytest.raises(TypeError):
+        HealthCheck("x")  # type: ignore[abstract]
+
+
+@dataclass(frozen=True)
+class FakePoolHealth:
+    status: str
+    utilisation: float
+    waiting: int
+    error_rate: float
+    reason: str
+
+
+class FakePool:
+    def __init__(self, name: str, health: FakePoolHealth, *, is_async: bool = False) -> None:
+        self.name = name
+        self._health = health
+        self.is_async = is_async
+
+    def health(self) -> Any:
+        if self.is_async:
+
+            async def later() -> FakePoolHealth:
+                return self._health
+
+            return later()
+        return self._health
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+@pytest.mark.parametrize(
+    ("pool_status", "status"),
+    [
+        ("healthy", S.HEALTHY),
+        ("degraded", S.DEGRADED),
+        ("unhealthy", S.UNHEALTHY),
+        ("exploded", S.UNKNOWN),
+    ],
+)
+async def test_pool_check_maps_the_pool_verdict(
+    pool_status: str, status: S, is_async: bool
+) -> None:
+    health = FakePoolHealth(pool_status, 0.85, 4, 0.25, "utilisation 0.85 >= 0.8")
+    check = ConnectionPoolHealthCheck(FakePool("exchange_api", health, is_async=is_async))
+    assert check.name == "pool.exchange_api"
+    result = await check.check()
+    assert result.status is status
+    assert "utilisation 0.85 >= 0.8" in result.message
+    assert result.details == {
+        "pool": "exchange_api",
+        "utilisation": 0.85,
+        "waiting": 4,
+        "error_rate": 0.25,
+    }
+
+
+def test_pool_and_breaker_check_names() -> None:
+    pool = FakePool("p", FakePoolHealth("healthy", 0, 0, 0, ""))
+    assert ConnectionPoolHealthCheck(pool, HealthCheckConfig(name="api_pool")).name == "api_pool"
+    assert ConnectionPoolHealthCheck(pool, name="explicit").name == "explicit"
+    breaker = CircuitBreaker("bybit", CircuitBreakerConfig())
+    assert CircuitBreakerHealthCheck(breaker).name == "circuit_breaker.bybit"
+    assert CircuitBreakerHealthCheck(breaker, HealthCheckConfig(name="cb")).name == "cb"
+
+
+async def test_breaker_check_follows_a_real_breaker(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        "exchange_api", CircuitBreakerConfig(failure_threshold=2, timeout=60.0), clock=clock
+    )
+    warn = CircuitBreakerHealthCheck(breaker)
+    strict = CircuitBreakerHealthCheck(breaker, fail_when_open=True, name="strict")
+
+    result = await warn.check()
+    assert result.status is S.HEALTHY
+    assert result.details["state"] == "closed"
+    assert result.details["name"] == "exchange_api"
+
+    async def boom() -> None:
+        raise ConnectionError("reset")
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            await breaker.call_async(boom)
+    result = await warn.check()
+    assert result.status is S.DEGRADED  # an open breaker is a warning...
+    assert result.message == "circuit breaker is open"
+    assert result.details["state"] == "open"
+    assert (await strict.check()).status is S.UNHEALTHY  # ...unless told to fail
+
+
+class FakeState:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class FakeBreaker:
+    def __init__(self, state: str) -> None:
+        self.name = "fake"
+        self.state = FakeState(state)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"state": self.state.value, "trips": 1}
+
+
+@pytest.mark.parametrize(
+    ("state", "default", "failing"),
+    [
+        ("closed", S.HEALTHY, S.HEALTHY),
+        ("disabled", S.HEALTHY, S.HEALTHY),
+        ("half_open", S.DEGRADED, S.DEGRADED),
+        ("open", S.DEGRADED, S.UNHEALTHY),
+        ("forced_open", S.DEGRADED, S.UNHEALTHY),
+        ("melted", S.UNKNOWN, S.UNKNOWN),
+    ],
+)
+async def test_breaker_state_mapping(state: str, default: S, failing: S) -> None:
+    breaker = FakeBreaker(state)
+    assert (await CircuitBreakerHealthCheck(breaker).check()).status is default
+    result = await CircuitBreakerHealthCheck(breaker, fail_when_open=True).check()
+    assert result.status is failing
+    assert result.details == {"state": state, "trips": 1}
+
+
+def test_describe_error_masks_secrets_and_truncates() -> None:
+    exc = ConnectionError(
+        "GET https://api.bybit.com/v5/order?apiKey=ABCDEF123&signature=deadbeef&symbol=BTCUSDT "
+        'failed {"secret": "s3cr3t", "token":"t0k"} Authorization: Bearer eyJhbGciOi'
+    )
+    text = describe_error(exc)
+    assert text.startswith("ConnectionError: GET https://api.bybit.com/v5/order?")
+    for secret in ("ABCDEF123", "deadbeef", "s3cr3t", "t0k", "eyJhbGciOi"):
+        assert secret not in text
+    assert "symbol=BTCUSDT" in text
+    long = describe_error(ValueError("x" * 1000))
+    assert len(long) <= len("ValueError: ") + 200
+    assert long.endswith("...")
+    assert describe_error(TimeoutError()) == "TimeoutError"
+
+
+async def test_pool_check_with_a_real_pool(clock: FakeClock) -> None:
+    from virtuoso_resilience.pools import ConnectionPool
+
+    pool = ConnectionPool("exchange_api", clock=clock)
+    check = ConnectionPoolHealthCheck(pool)
+    assert check.name == "pool.exchange_api"
+    result = await check.check()
+    assert result.status is S.HEALTHY
+    assert result.details["pool"] == "exchange_api"
+    assert result.details["utilisation"] == 0.0
+    await pool.close()
+    closed = await check.check()
+    assert closed.status is S.UNHEALTHY
+    assert closed.message == "pool is closed"
