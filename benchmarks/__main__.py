@@ -6,7 +6,7 @@ import importlib
 import platform
 import sys
 
-MODULES = ["bench_breaker"]
+MODULES = ["bench_breaker", "bench_pools"]
 
 
 def main() -> None:

@@ -52,6 +52,13 @@ from .policies.retry import (
     RetryPolicy,
     retry,
 )
+from .pools import (
+    ConnectionPool,
+    ConnectionPoolManager,
+    PoolConfig,
+    PoolHealth,
+    get_connection_pool,
+)
 from .registry import (
     ResilienceRegistry,
     circuit_breaker,
@@ -75,7 +82,9 @@ __all__ = [
     "Classifier",
     "Clock",
     "ConfigurationError",
+    "ConnectionPool",
     "ConnectionPoolHealthCheck",
+    "ConnectionPoolManager",
     "DependencyCycleError",
     "FakeClock",
     "HealthChange",
@@ -86,7 +95,9 @@ __all__ = [
     "MonotonicClock",
     "Outcome",
     "OutcomeKind",
+    "PoolConfig",
     "PoolExhaustedError",
+    "PoolHealth",
     "RateLimitTimeoutError",
     "ResilienceConfiguration",
     "ResilienceError",
@@ -107,6 +118,7 @@ __all__ = [
     "create_production_resilience_config",
     "default_registry",
     "get_circuit_breaker",
+    "get_connection_pool",
     "get_health_service",
     "retry",
     "set_default_registry",

@@ -113,7 +113,7 @@ class ResilienceRegistry:
         if self._pools is None:
             from .pools import ConnectionPoolManager
 
-            self._pools = ConnectionPoolManager()
+            self._pools = ConnectionPoolManager(clock=self.clock)
         return self._pools
 
     @property

@@ -1,0 +1,798 @@
+"""Named, shared, instrumented aiohttp connection pools.
+
+A :class:`ConnectionPool` owns one :class:`aiohttp.TCPConnector` and one
+:class:`aiohttp.ClientSession`, created lazily inside the running event loop.
+Everything that talks to one host (several ccxt exchange objects, plain
+``session.get`` calls) can share it::
+
+    from virtuoso_resilience import get_connection_pool, PoolConfig
+
+    config = PoolConfig(max_connections=50, max_connections_per_host=20)
+    pool = get_connection_pool("exchange_api", config)
+    async with pool.get_session() as session:
+        response = await session.get("https://api.exchange.com/ticker")
+
+Metrics come only from aiohttp's public ``TraceConfig`` signals, the
+connector's public ``socket_factory`` hook and a client middleware; the pool
+wait is bounded by ``PoolConfig.acquire_timeout`` and a request that waits
+longer fails with :class:`~virtuoso_resilience.errors.PoolExhaustedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import warnings
+import weakref
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from types import MappingProxyType, SimpleNamespace, TracebackType
+from typing import Annotated, Any, ClassVar, Self
+
+import aiohttp
+from pydantic import Field
+
+from ._model import ConfigModel
+from ._pool_metrics import PoolHealth, _PoolStats, judge_health
+from .clock import MONOTONIC, Clock
+from .errors import ConfigurationError, FieldError, PoolExhaustedError
+
+__all__ = [
+    "ConnectionPool",
+    "ConnectionPoolManager",
+    "PoolConfig",
+    "PoolHealth",
+    "get_connection_pool",
+]
+
+
+# --------------------------------------------------------------------------- config
+
+
+class PoolConfig(ConfigModel):
+    """Limits, timeouts and health thresholds of one connection pool.
+
+    Times are seconds. Connection limits, timeouts and session options are
+    read when the pool creates its session (first use); ``acquire_timeout``
+    and the ``health_*`` thresholds are read live, so changing them at run
+    time takes effect at once.
+    """
+
+    max_connections: Annotated[int, Field(ge=1)] = 50
+    """Connections open at once, across all hosts (aiohttp ``limit``)."""
+    max_connections_per_host: Annotated[int, Field(ge=0)] = 20
+    """Connections open at once to one (host, port, TLS) endpoint; 0 = no per-host limit."""
+    acquire_timeout: Annotated[float, Field(gt=0)] = 5.0
+    """How long a request may wait for a free connection before PoolExhaustedError."""
+    connection_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Time to establish a new connection (each TCP connect attempt)."""
+    total_timeout: Annotated[float | None, Field(gt=0)] = None
+    """Whole-request limit (aiohttp ``ClientTimeout.total``); None = no overall limit."""
+    read_timeout: Annotated[float | None, Field(gt=0)] = 30.0
+    """Longest silence while reading a response (``sock_read``); None = unbounded."""
+    keepalive_timeout: Annotated[float, Field(gt=0)] = 30.0
+    """How long an idle connection is kept for reuse."""
+    force_close: bool = False
+    """Close every connection after its request (disables keep-alive)."""
+    dns_cache_ttl: Annotated[int, Field(ge=0)] = 300
+    """Seconds a DNS answer is cached; 0 disables the DNS cache."""
+    enable_cleanup_closed: bool = False
+    """Abort TLS transports that a broken server leaves half-closed (aiohttp option)."""
+    verify_ssl: bool = True
+    """Verify TLS certificates."""
+    ssl_cafile: str | None = None
+    """CA bundle to verify against instead of the system default."""
+    user_agent: str | None = None
+    """Default ``User-Agent`` header; None keeps aiohttp's."""
+    trust_env: bool = False
+    """Read proxy settings and .netrc from the environment (aiohttp ``trust_env``)."""
+
+    health_degraded_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """Degraded when in-use / max_connections reaches this."""
+    health_degraded_on_waiters: bool = True
+    """Degraded while any request waits for a connection."""
+    health_degraded_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """Degraded when the recent error rate reaches this."""
+    health_unhealthy_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Unhealthy when the recent error rate reaches this."""
+    health_window_requests: Annotated[int, Field(ge=1)] = 100
+    """How many of the most recent requests the error rate is computed over."""
+    health_min_requests: Annotated[int, Field(ge=1)] = 10
+    """The error rate is judged only once the window holds this many requests."""
+    health_exhaustion_window: Annotated[float, Field(ge=0)] = 60.0
+    """Unhealthy for this long after an exhaustion event; 0 = never for that reason."""
+
+    # (lower, upper, rule): lower must not exceed upper. A per-host limit of 0
+    # (unlimited) never exceeds max_connections, which is at least 1.
+    _RULES: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        (
+            "max_connections_per_host",
+            "max_connections",
+            "max_connections_per_host must be 0 (no per-host limit) or <= max_connections",
+        ),
+        (
+            "health_degraded_error_rate",
+            "health_unhealthy_error_rate",
+            "health_degraded_error_rate must be <= health_unhealthy_error_rate",
+        ),
+        (
+            "health_min_requests",
+            "health_window_requests",
+            "health_min_requests must be <= health_window_requests",
+        ),
+    )
+    _CROSS_CHECKED: ClassVar[frozenset[str]] = frozenset(
+        name for rule in _RULES for name in rule[:2]
+    )
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._follow_limits()
+        errors = self._cross_field_errors(None)
+        if errors:
+            raise ConfigurationError(errors)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self._CROSS_CHECKED:
+            super().__setattr__(name, value)
+            return
+        # Check on a throw-away copy first, so that a rejected value never
+        # reaches this object (nor its observers).
+        probe = type(self).model_construct(_fields_set=set(self.model_fields_set), **self.__dict__)
+        ConfigModel.__setattr__(probe, name, value)
+        probe._follow_limits()
+        errors = probe._cross_field_errors(name)
+        if errors:
+            raise ConfigurationError(errors)
+        super().__setattr__(name, value)
+        for changed in self._follow_limits():
+            for observer in self._observers:
+                observer(changed)
+
+    def _follow_limits(self) -> list[str]:
+        """A lower bound left at its default follows its limit: min(default, limit).
+
+        ``PoolConfig(max_connections=10)`` thus gets ``max_connections_per_host=10``
+        rather than an error about the default 20. Returns the fields it changed.
+        """
+        changed: list[str] = []
+        fields = type(self).model_fields
+        for lower, upper, _ in self._RULES:
+            if lower in self.model_fields_set:
+                continue
+            wanted = min(fields[lower].default, getattr(self, upper))
+            if getattr(self, lower) != wanted:
+                self.__dict__[lower] = wanted
+                changed.append(lower)
+        return changed
+
+    def _cross_field_errors(self, changed: str | None) -> list[FieldError]:
+        """Rules between fields; blame ``changed`` (an assignment) when it is involved."""
+        errors: list[FieldError] = []
+        for lower, upper, rule in self._RULES:
+            low, high = getattr(self, lower), getattr(self, upper)
+            if low > high:
+                blamed = changed if changed in (lower, upper) else lower
+                errors.append(
+                    FieldError(
+                        type(self).__name__,
+                        blamed,
+                        getattr(self, blamed),
+                        f"{rule} ({lower}={low!r}, {upper}={high!r})",
+                    )
+                )
+        return errors
+
+
+# ------------------------------------------------------------------ per request
+
+
+class _RequestTrace(SimpleNamespace):
+    """Per-request state shared by the trace callbacks (aiohttp makes one per request)."""
+
+    __slots__ = (
+        "acquired",
+        "cancelling",
+        "deadline",
+        "queued",
+        "queued_at",
+        "started",
+        "task",
+        "trace_request_ctx",
+    )
+
+    def __init__(self, trace_request_ctx: object = None) -> None:
+        self.trace_request_ctx = trace_request_ctx
+        self.started = 0.0
+        self.acquired = False
+        self.queued = False
+        self.queued_at: float | None = None
+        self.deadline: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.cancelling = 0
+
+
+class _SessionLease:
+    """``async with pool.get_session() as session``: counts users, never closes."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        pool = self._pool
+        session = pool.session
+        pool._active_users += 1
+        return session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._pool._active_users -= 1
+
+
+# ------------------------------------------------------------------------- pool
+
+
+class ConnectionPool:
+    """One named aiohttp connector + session, shared, bounded and measured.
+
+    The session is created on first use inside the running event loop and
+    lives until :meth:`close`; ``async with pool.get_session()`` borrows it
+    without closing it. Hand :attr:`session` to ccxt
+    (``ccxt.async_support.bybit({"session": pool.session})``): an exchange
+    does not close a session it was given.
+
+    ``clock`` times waits and responses and dates exhaustion events (seconds).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_active_users",
+        "_clock",
+        "_closed",
+        "_config",
+        "_exhausted",
+        "_guarded",
+        "_lease",
+        "_limits",
+        "_loop",
+        "_name",
+        "_now",
+        "_release_one",
+        "_session",
+        "_sockets",
+        "_stats",
+    )
+
+    def __init__(
+        self, name: str, config: PoolConfig | None = None, *, clock: Clock = MONOTONIC
+    ) -> None:
+        self._name = name
+        self._config = config if config is not None else PoolConfig()
+        self._clock = clock
+        self._now = clock.now
+        self._stats = _PoolStats(self._config.health_window_requests)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limits: tuple[int, int] | None = None  # fixed when the session is made
+        self._closed = False
+        self._active_users = 0
+        # Tasks inside this pool's middleware: only those get an acquire deadline.
+        self._guarded: set[asyncio.Task[Any]] = set()
+        # Tasks cancelled by an acquire deadline -> (waited, cancel count before).
+        self._exhausted: dict[asyncio.Task[Any], tuple[float, int]] = {}
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lease = _SessionLease(self)
+        self._release_one = self._connection_released
+        # The config may outlive the pool (or be shared): observe it weakly.
+        this = weakref.ref(self)
+
+        def config_changed(field: str) -> None:
+            pool = this()
+            if pool is not None:
+                pool._config_changed(field)
+
+        self._config.subscribe(config_changed)
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def config(self) -> PoolConfig:
+        return self._config
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called; a closed pool is not reopened."""
+        return self._closed
+
+    @property
+    def active_users(self) -> int:
+        """How many ``async with pool.get_session()`` blocks are open now."""
+        return self._active_users
+
+    @property
+    def limits(self) -> tuple[int, int]:
+        """(max_connections, max_connections_per_host) in force.
+
+        Fixed when the session is created; before that, the config's values.
+        """
+        if self._limits is not None:
+            return self._limits
+        return (self._config.max_connections, self._config.max_connections_per_host)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session, created on first use (needs a running event loop)."""
+        session = self._session
+        if session is None:
+            if self._closed:
+                raise RuntimeError(f"connection pool {self._name!r} is closed")
+            session = self._session = self._create_session()
+        elif self._closed:
+            raise RuntimeError(f"connection pool {self._name!r} is closed")
+        elif self._loop is not None and self._loop.is_closed():
+            raise RuntimeError(
+                f"connection pool {self._name!r} belongs to an event loop that is closed; "
+                "close pools (await pool.close()) before their loop ends"
+            )
+        return session
+
+    def get_session(self) -> AbstractAsyncContextManager[aiohttp.ClientSession]:
+        """``async with pool.get_session() as session:`` — the shared session.
+
+        Leaving the block does not close the session; it only ends the count
+        of :attr:`active_users`.
+        """
+        return self._lease
+
+    async def close(self) -> None:
+        """Close the session and its connector (idempotent).
+
+        Requests still running fail with :class:`aiohttp.ClientConnectionError`
+        naming the pool; requests waiting for a connection likewise.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        session = self._session
+        if session is not None and not session.closed:
+            await session.close()
+
+    def health(self) -> PoolHealth:
+        """Judge health now against the ``health_*`` thresholds of the config."""
+        return judge_health(
+            self._stats,
+            self._config,
+            max_connections=self.limits[0],
+            now=self._now(),
+            closed=self._closed,
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        """JSON-ready counters, gauges and histograms (seconds)."""
+        return self._stats.as_dict(self._open_connections(), self._now())
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready state: name, limits, live state, metrics and health."""
+        if self._closed:
+            state = "closed"
+        elif self._session is None:
+            state = "unopened"
+        else:
+            state = "open"
+        max_connections, per_host = self.limits
+        return {
+            "name": self._name,
+            "state": state,
+            "active_users": self._active_users,
+            "limits": {
+                "max_connections": max_connections,
+                "max_connections_per_host": per_host,
+                "acquire_timeout": self._config.acquire_timeout,
+            },
+            "metrics": self.metrics(),
+            "health": self.health().as_dict(),
+        }
+
+    def __repr__(self) -> str:
+        stats = self._stats
+        open_now = self._open_connections()
+        state = "closed" if self._closed else ("open" if self._session else "unopened")
+        max_connections, per_host = self.limits
+        return (
+            f"<ConnectionPool {self._name!r} {state} max_connections={max_connections} "
+            f"per_host={per_host} in_use={stats.in_use} "
+            f"idle={max(0, open_now - stats.in_use)} waiting={stats.waiting} "
+            f"created={stats.created} reused={stats.reused} users={self._active_users}>"
+        )
+
+    # ------------------------------------------------------------ the session
+
+    def _create_session(self) -> aiohttp.ClientSession:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                f"connection pool {self._name!r}: the session must be created inside a "
+                "running event loop (use pool.session / pool.get_session() from async code)"
+            ) from None
+        cfg = self._config
+        tls: bool | ssl.SSLContext
+        if not cfg.verify_ssl:
+            tls = False
+        elif cfg.ssl_cafile is not None:
+            tls = ssl.create_default_context(cafile=cfg.ssl_cafile)
+        else:
+            tls = True
+        options: dict[str, Any] = {
+            "limit": cfg.max_connections,
+            "limit_per_host": cfg.max_connections_per_host,
+            "keepalive_timeout": None if cfg.force_close else cfg.keepalive_timeout,
+            "force_close": cfg.force_close,
+            "use_dns_cache": cfg.dns_cache_ttl > 0,
+            "ttl_dns_cache": cfg.dns_cache_ttl or None,
+            "ssl": tls,
+            "socket_factory": self._socket_factory,
+        }
+        if cfg.enable_cleanup_closed:
+            with warnings.catch_warnings():
+                # aiohttp ignores the option, with a DeprecationWarning, on
+                # Pythons that fixed the leak it works around: fine here.
+                warnings.filterwarnings(
+                    "ignore", "enable_cleanup_closed ignored", category=DeprecationWarning
+                )
+                connector = aiohttp.TCPConnector(enable_cleanup_closed=True, **options)
+        else:
+            connector = aiohttp.TCPConnector(**options)
+        timeout = aiohttp.ClientTimeout(
+            total=cfg.total_timeout,
+            # aiohttp's ``connect`` covers the pool wait too: a backstop behind
+            # acquire_timeout for waits the middleware cannot see.
+            connect=cfg.acquire_timeout + cfg.connection_timeout,
+            sock_connect=cfg.connection_timeout,
+            sock_read=cfg.read_timeout,
+        )
+        headers = {"User-Agent": cfg.user_agent} if cfg.user_agent is not None else None
+        self._loop = loop
+        self._limits = (cfg.max_connections, cfg.max_connections_per_host)
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers=headers,
+            trust_env=cfg.trust_env,
+            trace_configs=[self._trace_config()],
+            middlewares=(self._middleware,),
+        )
+
+    def _socket_factory(self, addr_info: aiohttp.AddrInfoType) -> socket.socket:
+        family, type_, proto, _, _ = addr_info
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        self._sockets.add(sock)
+        return sock
+
+    def _open_connections(self) -> int:
+        return sum(1 for s in list(self._sockets) if s.fileno() != -1)
+
+    def _config_changed(self, field: str) -> None:
+        if field == "health_window_requests":
+            self._stats.resize_window(self._config.health_window_requests)
+
+    # --------------------------------------------------- exhaustion (middleware)
+
+    async def _middleware(
+        self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        task = asyncio.current_task()
+        guarded = self._guarded
+        # A request made from inside another one (same task) leaves the mark
+        # to the outer request.
+        owned = task if task is not None and task not in guarded else None
+        if owned is not None:
+            guarded.add(owned)
+        try:
+            return await handler(req)
+        except asyncio.CancelledError:
+            if task is not None:
+                self._replace_cancellation(task)
+            raise
+        except aiohttp.ClientConnectionError as exc:
+            if self._closed:
+                raise aiohttp.ClientConnectionError(
+                    f"connection pool {self._name!r} was closed while the request was in flight"
+                ) from exc
+            raise
+        finally:
+            if owned is not None:
+                guarded.discard(owned)
+
+    def _replace_cancellation(self, task: asyncio.Task[Any]) -> None:
+        """Turn a cancellation this pool caused into the error it stands for."""
+        entry = self._exhausted.pop(task, None) if self._exhausted else None
+        if entry is not None:
+            waited, baseline = entry
+            if task.uncancel() <= baseline:
+                max_connections, per_host = self.limits
+                raise PoolExhaustedError(self._name, max_connections, per_host, waited) from None
+            return  # somebody else cancelled the task too: stay cancelled
+        if self._closed and task.cancelling() == 0:
+            # aiohttp cancels the futures of requests queued for a connection
+            # when the connector closes; that is not a cancellation of the task.
+            raise aiohttp.ClientConnectionError(
+                f"connection pool {self._name!r} was closed while the request "
+                "waited for a connection"
+            ) from None
+
+    def _acquire_deadline(self, ctx: _RequestTrace) -> None:
+        ctx.deadline = None
+        task = ctx.task
+        queued_at = ctx.queued_at
+        if self._closed or task is None or queued_at is None or task.done():
+            return
+        now = self._now()
+        stats = self._stats
+        stats.exhausted += 1
+        stats.last_exhausted_at = now
+        self._exhausted[task] = (now - queued_at, ctx.cancelling)
+        task.cancel(f"connection pool {self._name!r} exhausted")
+
+    # ------------------------------------------------------------ trace hooks
+
+    def _trace_config(self) -> aiohttp.TraceConfig:
+        tc = aiohttp.TraceConfig(trace_config_ctx_factory=_RequestTrace)
+        hooks: list[tuple[Any, Any]] = [
+            (tc.on_request_start, self._on_request_start),
+            (tc.on_request_end, self._on_request_end),
+            (tc.on_request_exception, self._on_request_exception),
+            (tc.on_connection_queued_start, self._on_queued_start),
+            (tc.on_connection_queued_end, self._on_queued_end),
+            (tc.on_connection_create_start, self._on_create_start),
+            (tc.on_connection_create_end, self._on_create_end),
+            (tc.on_connection_reuseconn, self._on_reuseconn),
+            (tc.on_dns_cache_hit, self._on_dns_cache_hit),
+            (tc.on_dns_cache_miss, self._on_dns_cache_miss),
+        ]
+        for signal, hook in hooks:
+            signal.append(hook)
+        return tc
+
+    async def _on_request_start(
+        self, _s: aiohttp.ClientSession, ctx: _RequestTrace, _p: object
+    ) -> None:
+        ctx.started = self._now()
+        self._stats.requests += 1
+
+    async def _on_queued_start(
+        self, _s: aiohttp.ClientSession, ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._stats.waiting += 1
+        ctx.queued = True
+        if ctx.queued_at is not None:
+            return  # queued again within one acquisition: the first deadline stands
+        ctx.queued_at = self._now()
+        task = asyncio.current_task()
+        loop = self._loop
+        if task is not None and task in self._guarded and loop is not None:
+            ctx.task = task
+            ctx.cancelling = task.cancelling()
+            ctx.deadline = loop.call_later(
+                self._config.acquire_timeout, self._acquire_deadline, ctx
+            )
+
+    async def _on_queued_end(
+        self, _s: aiohttp.ClientSession, ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._stats.waiting -= 1
+        ctx.queued = False
+
+    def _acquired(self, ctx: _RequestTrace) -> None:
+        queued_at = ctx.queued_at
+        if queued_at is not None:
+            self._stats.wait.observe(self._now() - queued_at)
+            ctx.queued_at = None
+            if ctx.deadline is not None:
+                ctx.deadline.cancel()
+                ctx.deadline = None
+        if not ctx.acquired:
+            ctx.acquired = True
+            self._stats.in_use += 1
+
+    async def _on_create_start(
+        self, _s: aiohttp.ClientSession, ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._acquired(ctx)
+
+    async def _on_create_end(
+        self, _s: aiohttp.ClientSession, _ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._stats.created += 1
+
+    async def _on_reuseconn(
+        self, _s: aiohttp.ClientSession, ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._stats.reused += 1
+        self._acquired(ctx)
+
+    async def _on_request_end(
+        self,
+        _s: aiohttp.ClientSession,
+        ctx: _RequestTrace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        stats = self._stats
+        stats.response.observe(self._now() - ctx.started)
+        stats.succeeded += 1
+        stats.outcome(0)
+        response = params.response
+        klass = response.status // 100
+        if 1 <= klass <= 5:
+            stats.statuses[klass] += 1
+        if ctx.acquired:
+            ctx.acquired = False
+            connection = response.connection
+            if connection is None:  # the body was already read: released
+                stats.in_use -= 1
+            else:
+                connection.add_callback(self._release_one)
+
+    def _connection_released(self) -> None:
+        self._stats.in_use -= 1
+
+    async def _on_request_exception(
+        self,
+        _s: aiohttp.ClientSession,
+        ctx: _RequestTrace,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        stats = self._stats
+        if ctx.deadline is not None:
+            ctx.deadline.cancel()
+            ctx.deadline = None
+        if ctx.task is not None and self._exhausted:
+            self._exhausted.pop(ctx.task, None)
+        if ctx.queued:
+            ctx.queued = False
+            stats.waiting -= 1
+        if ctx.acquired:  # the connection was closed on the way out
+            ctx.acquired = False
+            stats.in_use -= 1
+        queued_at, ctx.queued_at = ctx.queued_at, None
+        exc = params.exception
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        if queued_at is not None:
+            stats.wait.observe(self._now() - queued_at)
+        name = type(exc).__name__
+        stats.errors[name] = stats.errors.get(name, 0) + 1
+        stats.failed += 1
+        stats.outcome(1)
+
+    async def _on_dns_cache_hit(
+        self, _s: aiohttp.ClientSession, _ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._stats.dns_hits += 1
+
+    async def _on_dns_cache_miss(
+        self, _s: aiohttp.ClientSession, _ctx: _RequestTrace, _p: object
+    ) -> None:
+        self._stats.dns_misses += 1
+
+
+# ---------------------------------------------------------------------- manager
+
+
+class ConnectionPoolManager:
+    """Owns named :class:`ConnectionPool` objects and closes them together.
+
+    ``default_config`` (copied per pool) configures pools asked for without
+    a config; ``clock`` is handed to every pool.
+    """
+
+    __slots__ = ("_clock", "_default_config", "_pools")
+
+    def __init__(
+        self, *, default_config: PoolConfig | None = None, clock: Clock = MONOTONIC
+    ) -> None:
+        self._default_config = default_config
+        self._clock = clock
+        self._pools: dict[str, ConnectionPool] = {}
+
+    def get_pool(self, name: str, config: PoolConfig | None = None) -> ConnectionPool:
+        """The pool called ``name``, created on first use.
+
+        Asking again returns the same pool; asking with a config that differs
+        from the existing pool's raises :class:`ConfigurationError` naming each
+        differing field (change a live pool through ``pool.config`` instead).
+        A pool that was closed is replaced by a new one.
+        """
+        existing = self._pools.get(name)
+        if existing is not None and not existing.closed:
+            if config is not None and config is not existing.config:
+                _check_same(existing, config)
+            return existing
+        if config is None:
+            if existing is not None:
+                config = _copy(existing.config)
+            elif self._default_config is not None:
+                config = _copy(self._default_config)
+        pool = ConnectionPool(name, config, clock=self._clock)
+        self._pools[name] = pool
+        return pool
+
+    @property
+    def pools(self) -> Mapping[str, ConnectionPool]:
+        """Every pool by name (a read-only live view)."""
+        return MappingProxyType(self._pools)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready ``{name: pool.snapshot()}``, sorted by name."""
+        return {name: pool.snapshot() for name, pool in sorted(self._pools.items())}
+
+    async def close(self) -> None:
+        """Close every pool (sessions and connectors) and forget them.
+
+        The manager stays usable: asking for a pool afterwards makes a new one.
+        """
+        pools = list(self._pools.values())
+        self._pools.clear()
+        results = await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(n) for n in sorted(self._pools))
+        return f"<ConnectionPoolManager pools={len(self._pools)} [{names}]>"
+
+
+def _copy(config: PoolConfig) -> PoolConfig:
+    # A fresh object: pools must not share a mutable config (nor its observers).
+    return PoolConfig(**config.model_dump(exclude_unset=True))
+
+
+def _check_same(existing: ConnectionPool, config: PoolConfig) -> None:
+    current = existing.config.model_dump()
+    wanted = config.model_dump()
+    errors = [
+        FieldError(
+            "PoolConfig",
+            key,
+            wanted[key],
+            f"connection pool {existing.name!r} already exists with {key}={current[key]!r}; "
+            "change it through pool.config instead",
+        )
+        for key in wanted
+        if wanted[key] != current[key]
+    ]
+    if errors:
+        raise ConfigurationError(errors)
+
+
+def get_connection_pool(name: str, config: PoolConfig | None = None) -> ConnectionPool:
+    """The default registry's pool called ``name`` (created on first use).
+
+    ``get_connection_pool("exchange_api", PoolConfig(max_connections=50))``.
+    """
+    from .registry import default_registry
+
+    return default_registry().pools.get_pool(name, config)
