@@ -748,11 +748,15 @@ def test_every_library_error_is_mapped_explicitly() -> None:
 
 
 def test_library_errors() -> None:
+    rej = OutcomeKind.REJECTED
     opened = CircuitOpenError("exchange_api", "open", 12.5)
-    assert classify(opened) == Outcome(T, 12.5, "CircuitOpenError")
-    assert classify(opened, write=True) == Outcome(T, 12.5, "CircuitOpenError")
+    assert classify(opened) == Outcome(rej, 12.5, "CircuitOpenError")
+    assert classify(opened, write=True) == Outcome(rej, 12.5, "CircuitOpenError")
     forced = CircuitOpenError("exchange_api", "forced_open", None)
-    assert classify(forced) == Outcome(T, None, "CircuitOpenError")
+    assert classify(forced) == Outcome(rej, None, "CircuitOpenError")
+    # Refused locally: retryable, but never a failure of the service.
+    assert classify(opened).is_retryable
+    assert not classify(opened).is_service_failure
 
     limited = RateLimitTimeoutError("bybit", 1.0, 0.5, 2.0)
     assert classify(limited) == Outcome(RL, 2.0, "RateLimitTimeoutError")
@@ -760,14 +764,14 @@ def test_library_errors() -> None:
     assert classify(unknown_wait) == Outcome(RL, None, "RateLimitTimeoutError")
 
     full = BulkheadFullError("orders", 10, 0, "no free slot")
-    assert classify(full, write=True).kind is T
+    assert classify(full, write=True).kind is rej
 
     timed_out = ResilienceTimeoutError("create_order", 5.0)
     assert classify(timed_out).kind is T
     assert classify(timed_out, write=True).kind is AMB
 
     exhausted = PoolExhaustedError("exchange_api", 50, 20, 10.0)
-    assert classify(exhausted, write=True).kind is T
+    assert classify(exhausted, write=True).kind is rej
 
     assert classify(ConfigurationError([])).kind is PM
     assert classify(ResilienceError("x")).kind is PM
@@ -1027,3 +1031,17 @@ def test_cache_is_bounded() -> None:
         cls = type(f"Dyn{i}", (ccxt.NetworkError,), {})
         assert classify(cls("x")).kind is T
     assert len(_mod._CACHE) <= _mod._CACHE_LIMIT
+
+
+def test_exchange_not_available_with_maintenance_text_is_maintenance() -> None:
+    # What ccxt's bybit raises for an HTTP 503 "under maintenance" page.
+    page = ccxt.ExchangeNotAvailable(
+        'bybit GET /v5/market/tickers 503 {"retMsg":"System maintenance"}'
+    )
+    for write in (False, True):
+        outcome = classify(page, write=write)
+        assert outcome.kind is OutcomeKind.MAINTENANCE
+        assert outcome.reason == "ExchangeNotAvailable: maintenance"
+    other = ccxt.ExchangeNotAvailable("bybit GET /v5/market/tickers 503 Service Unavailable")
+    assert classify(other).kind is OutcomeKind.TRANSIENT
+    assert classify(other, write=True).kind is OutcomeKind.AMBIGUOUS

@@ -35,6 +35,7 @@ from .health import (
     SimpleHealthCheck,
     get_health_service,
 )
+from .policies.bulkhead import Bulkhead, BulkheadConfig
 from .policies.circuit_breaker import (
     CircuitBreaker,
     CircuitBreakerConfig,
@@ -42,6 +43,9 @@ from .policies.circuit_breaker import (
     CircuitState,
     SlidingWindowType,
 )
+from .policies.fallback import Fallback, FallbackConfig, FallbackResult
+from .policies.pipeline import ResiliencePipeline
+from .policies.rate_limit import RateLimiter, RateLimiterConfig
 from .policies.retry import (
     BackoffStrategy,
     JitterMode,
@@ -52,6 +56,7 @@ from .policies.retry import (
     RetryPolicy,
     retry,
 )
+from .policies.timeout import TimeoutConfig, TimeoutPolicy
 from .pools import (
     ConnectionPool,
     ConnectionPoolManager,
@@ -71,6 +76,8 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     "MONOTONIC",
     "BackoffStrategy",
+    "Bulkhead",
+    "BulkheadConfig",
     "BulkheadFullError",
     "CheckResult",
     "CircuitBreaker",
@@ -87,6 +94,9 @@ __all__ = [
     "ConnectionPoolManager",
     "DependencyCycleError",
     "FakeClock",
+    "Fallback",
+    "FallbackConfig",
+    "FallbackResult",
     "HealthChange",
     "HealthCheck",
     "HealthCheckConfig",
@@ -99,8 +109,11 @@ __all__ = [
     "PoolExhaustedError",
     "PoolHealth",
     "RateLimitTimeoutError",
+    "RateLimiter",
+    "RateLimiterConfig",
     "ResilienceConfiguration",
     "ResilienceError",
+    "ResiliencePipeline",
     "ResilienceRegistry",
     "ResilienceTimeoutError",
     "RetryBudget",
@@ -111,6 +124,8 @@ __all__ = [
     "ServiceStatus",
     "SimpleHealthCheck",
     "SlidingWindowType",
+    "TimeoutConfig",
+    "TimeoutPolicy",
     "__version__",
     "circuit_breaker",
     "create_default_resilience_config",

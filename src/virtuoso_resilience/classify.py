@@ -80,9 +80,15 @@ class OutcomeKind(enum.Enum):
     """A failure that retrying will not fix (unsupported, misconfigured, a bug)."""
     BUSINESS = "business"
     """The caller's or the account's problem (bad order, no funds, bad key)."""
+    REJECTED = "rejected"
+    """Refused locally by a resilience policy (open breaker, full bulkhead, no
+    pooled connection): the call never reached the service. Retryable, but
+    never a service failure, so a breaker does not count it."""
 
 
-_RETRYABLE: Final = frozenset({OutcomeKind.TRANSIENT, OutcomeKind.RATE_LIMITED})
+_RETRYABLE: Final = frozenset(
+    {OutcomeKind.TRANSIENT, OutcomeKind.RATE_LIMITED, OutcomeKind.REJECTED}
+)
 _SERVICE_FAILURES: Final = frozenset(
     {
         OutcomeKind.TRANSIENT,
@@ -92,7 +98,12 @@ _SERVICE_FAILURES: Final = frozenset(
     }
 )
 _WAITABLE: Final = frozenset(
-    {OutcomeKind.TRANSIENT, OutcomeKind.RATE_LIMITED, OutcomeKind.MAINTENANCE}
+    {
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.RATE_LIMITED,
+        OutcomeKind.MAINTENANCE,
+        OutcomeKind.REJECTED,
+    }
 )
 
 
@@ -118,7 +129,7 @@ class Outcome:
 
     @property
     def is_retryable(self) -> bool:
-        """Trying again may succeed: :attr:`~OutcomeKind.TRANSIENT` or rate limited."""
+        """Trying again may succeed: transient, rate limited or rejected locally."""
         return self.kind in _RETRYABLE
 
     @property
@@ -157,6 +168,9 @@ class _Rule:
     """Appended to the reason (``"DuplicateOrderId: duplicate order id"``)."""
     retry_attr: str | None = None
     """Attribute holding seconds to wait (default ``retry_after`` for waitable kinds)."""
+    maintenance_hint: bool = False
+    """A message that mentions maintenance means MAINTENANCE (ccxt raises
+    ``ExchangeNotAvailable`` for an HTTP 503 "under maintenance" page)."""
 
 
 _T = OutcomeKind.TRANSIENT
@@ -170,6 +184,7 @@ _TRANSIENT_MAYBE_SENT: Final = _Rule(_T, ambiguous_on_write=True)
 _RATE_LIMITED: Final = _Rule(_RL)
 _PERMANENT: Final = _Rule(_PM)
 _BUSINESS: Final = _Rule(_BZ)
+_REJECTED: Final = _Rule(OutcomeKind.REJECTED)
 
 # Always available: the builtins and the library's own errors.
 _BUILTIN_RULES: Final[dict[type[BaseException], _Rule]] = {
@@ -200,11 +215,11 @@ _BUILTIN_RULES: Final[dict[type[BaseException], _Rule]] = {
     # The library's own errors.
     ResilienceError: _PERMANENT,
     ConfigurationError: _PERMANENT,
-    CircuitOpenError: _TRANSIENT,  # rejected without running; retry_after from the breaker
-    BulkheadFullError: _TRANSIENT,
+    CircuitOpenError: _REJECTED,  # rejected without running; retry_after from the breaker
+    BulkheadFullError: _REJECTED,
     RateLimitTimeoutError: _Rule(_RL, retry_attr="needed_wait"),
     ResilienceTimeoutError: _TRANSIENT_MAYBE_SENT,
-    PoolExhaustedError: _TRANSIENT,  # no connection: nothing was sent
+    PoolExhaustedError: _REJECTED,  # no connection: nothing was sent
 }
 
 # ccxt 4.5 (ccxt.base.errors). Every class is listed on purpose; the test
@@ -244,7 +259,9 @@ _CCXT_RULES: Final[tuple[tuple[str, _Rule], ...]] = (
     ("DDoSProtection", _RATE_LIMITED),
     ("RateLimitExceeded", _RATE_LIMITED),
     # ccxt also raises it for HTTP 5xx answers: a write may have been applied.
-    ("ExchangeNotAvailable", _TRANSIENT_MAYBE_SENT),
+    # HTTP 503 pages: "maintenance" in the text is a maintenance answer (a
+    # clear refusal, even for writes); anything else may have reached the server.
+    ("ExchangeNotAvailable", _Rule(_T, ambiguous_on_write=True, maintenance_hint=True)),
     ("OnMaintenance", _Rule(_MT)),
     ("InvalidNonce", _TRANSIENT),  # refused before acting; re-sync the clock and retry
     ("ChecksumError", _TRANSIENT),
@@ -426,7 +443,10 @@ def _resolve(cls: type[BaseException]) -> _Entry:
         http=http,
         ccxt=ccxt,
         retry_attr=retry_attr,
-        plain=not http and retry_attr is None and not (ccxt and rule.ambiguous_on_write),
+        plain=not http
+        and retry_attr is None
+        and not rule.maintenance_hint
+        and not (ccxt and rule.ambiguous_on_write),
         refusal=rule.kind in _WAITABLE and not rule.ambiguous_on_write,
     )
     if len(_CACHE) >= _CACHE_LIMIT:
@@ -683,6 +703,8 @@ class Classifier:
             outcome = _http_outcome(error, write)
             if outcome is not None:
                 return outcome
+        if entry.rule.maintenance_hint and "maintenance" in str(error).lower():
+            return Outcome(OutcomeKind.MAINTENANCE, None, f"{entry.read.reason}: maintenance")
         if write and entry.ccxt and entry.rule.ambiguous_on_write:
             # ccxt wraps the aiohttp error (``raise ExchangeNotAvailable(...) from e``):
             # when the connection never opened, nothing was sent.

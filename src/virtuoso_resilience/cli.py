@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between one-line summaries (default: 5)",
     )
     serve.set_defaults(handler=_serve)
+
+    from .simulator.cli import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)
     return parser
 
 

@@ -48,7 +48,9 @@ log = logging.getLogger("virtuoso_resilience.retry")
 
 _TRANSIENT = OutcomeKind.TRANSIENT
 _AMBIGUOUS = OutcomeKind.AMBIGUOUS
-_DEFAULT_RETRY_ON: frozenset[OutcomeKind] = frozenset({_TRANSIENT, OutcomeKind.RATE_LIMITED})
+_DEFAULT_RETRY_ON: frozenset[OutcomeKind] = frozenset(
+    {_TRANSIENT, OutcomeKind.RATE_LIMITED, OutcomeKind.REJECTED}
+)
 _REJECTED_RESULT = Outcome(_TRANSIENT, reason="result rejected by retry_on_result")
 
 RetryListener = Callable[["RetryEvent"], Awaitable[None] | None]

@@ -1,0 +1,301 @@
+"""One composable pipeline of resilience policies.
+
+Order, outermost first::
+
+    fallback → operation timeout → retry → circuit breaker → bulkhead
+             → rate limiter → attempt timeout → call
+
+- the fallback sees the final outcome, after every retry;
+- the operation timeout bounds the whole operation, retries and backoff included;
+- each retry attempt passes the breaker again, so an opening breaker stops retries;
+- a call rejected by the breaker takes no bulkhead slot and no rate-limit token;
+- the attempt timeout starts only once the call may run (not while queued).
+
+The layers are chained without closures: each layer's ``call_async`` is given
+the next layer's ``call_async`` as its function, so a call costs one
+coroutine frame per layer and nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from ..classify import DEFAULT_CLASSIFIER, Classifier
+from ..clock import MONOTONIC, Clock
+from ..config import ResilienceConfiguration
+from .bulkhead import Bulkhead, BulkheadConfig
+from .circuit_breaker import CircuitBreaker, CircuitBreakerConfig
+from .fallback import Fallback
+from .rate_limit import RateLimiter, RateLimiterConfig
+from .retry import RetryConfig, RetryPolicy
+from .timeout import TimeoutConfig, TimeoutPolicy
+
+__all__ = ["ResiliencePipeline"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_Layer = Callable[..., Awaitable[Any]]
+
+
+class ResiliencePipeline:
+    """Composes any of the policies into one ``call_async`` and one decorator.
+
+    Every argument is optional; a pipeline with none just awaits the call.
+    """
+
+    __slots__ = (
+        "_calls",
+        "_chain",
+        "_entry",
+        "_failures",
+        "bulkhead",
+        "circuit_breaker",
+        "fallback",
+        "name",
+        "operation_timeout",
+        "rate_limiter",
+        "retry",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fallback: Fallback | None = None,
+        operation_timeout: TimeoutPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
+        bulkhead: Bulkhead | None = None,
+        rate_limiter: RateLimiter | None = None,
+        timeout: TimeoutPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self.fallback = fallback
+        self.operation_timeout = operation_timeout
+        self.retry = retry
+        self.circuit_breaker = circuit_breaker
+        self.bulkhead = bulkhead
+        self.rate_limiter = rate_limiter
+        self.timeout = timeout
+        # The fallback stays outside the chain so that its tiers receive the
+        # caller's own arguments (``pass_args``), not the inner layers.
+        layers: list[_Layer] = [
+            policy.call_async
+            for policy in (
+                operation_timeout,
+                retry,
+                circuit_breaker,
+                bulkhead,
+                rate_limiter,
+                timeout,
+            )
+            if policy is not None
+        ]
+        self._entry: _Layer | None = layers[0] if layers else None
+        self._chain: tuple[_Layer, ...] = tuple(layers[1:])
+        self._calls = 0
+        self._failures = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        config: ResilienceConfiguration,
+        *,
+        clock: Clock = MONOTONIC,
+        classifier: Classifier = DEFAULT_CLASSIFIER,
+        circuit_breaker: CircuitBreaker | None = None,
+        fallback: Fallback | None = None,
+        exchange_id: str | None = None,
+        write: bool = False,
+        idempotent: bool = False,
+    ) -> ResiliencePipeline:
+        """A pipeline with the defaults of a :class:`ResilienceConfiguration`.
+
+        - circuit breaker: ``default_failure_threshold``, ``default_success_threshold``,
+          ``default_circuit_timeout`` (pass ``circuit_breaker`` to share a registry's);
+        - retry (when ``default_max_retries`` > 0): ``default_max_retries``,
+          ``default_base_delay``, ``default_max_delay``, ``default_retry_max_elapsed``;
+        - bulkhead when ``default_max_concurrent`` is set;
+        - rate limiter when ``default_rate_limit`` is set (burst
+          ``default_rate_limit_burst``, else one second's worth, at least 1);
+        - attempt timeout when ``default_call_timeout`` is set.
+
+        ``write`` marks operations with side effects (orders): an ambiguous
+        outcome is then never retried unless ``idempotent``.
+        """
+        if circuit_breaker is None:
+            circuit_breaker = CircuitBreaker(
+                name,
+                CircuitBreakerConfig(
+                    failure_threshold=config.default_failure_threshold,
+                    success_threshold=config.default_success_threshold,
+                    timeout=config.default_circuit_timeout,
+                    exchange_id=exchange_id,
+                ),
+                clock=clock,
+                classifier=classifier,
+            )
+        retry = None
+        if config.default_max_retries > 0:
+            retry = RetryPolicy(
+                RetryConfig(
+                    name=name,
+                    max_retries=config.default_max_retries,
+                    base_delay=config.default_base_delay,
+                    max_delay=config.default_max_delay,
+                    max_elapsed=config.default_retry_max_elapsed,
+                    exchange_id=exchange_id,
+                    write=write,
+                    idempotent=idempotent,
+                ),
+                clock=clock,
+                classifier=classifier,
+            )
+        bulkhead = None
+        if config.default_max_concurrent is not None:
+            bulkhead = Bulkhead(name, BulkheadConfig(max_concurrent=config.default_max_concurrent))
+        limiter = None
+        if config.default_rate_limit is not None:
+            burst = config.default_rate_limit_burst
+            capacity = float(burst) if burst is not None else max(1.0, config.default_rate_limit)
+            limiter = RateLimiter(
+                name,
+                RateLimiterConfig(rate=config.default_rate_limit, capacity=capacity),
+                clock=clock,
+            )
+        timeout = None
+        if config.default_call_timeout is not None:
+            timeout = TimeoutPolicy(name, TimeoutConfig(seconds=config.default_call_timeout))
+        return cls(
+            name,
+            fallback=fallback,
+            retry=retry,
+            circuit_breaker=circuit_breaker,
+            bulkhead=bulkhead,
+            rate_limiter=limiter,
+            timeout=timeout,
+        )
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The names of the layers present, outermost first."""
+        return tuple(
+            label
+            for label, policy in (
+                ("fallback", self.fallback),
+                ("operation_timeout", self.operation_timeout),
+                ("retry", self.retry),
+                ("circuit_breaker", self.circuit_breaker),
+                ("bulkhead", self.bulkhead),
+                ("rate_limiter", self.rate_limiter),
+                ("timeout", self.timeout),
+            )
+            if policy is not None
+        )
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``await fn(*args, **kwargs)`` through every layer."""
+        entry = self._entry
+        if entry is None or self.fallback is not None:
+            return await self._run(entry, self._chain, fn, args, kwargs)
+        # The common case, inlined: one frame less per call.
+        self._calls += 1
+        try:
+            result: T = await entry(*self._chain, fn, *args, **kwargs)
+        except Exception:
+            self._failures += 1
+            raise
+        return result
+
+    async def call_weighted_async(
+        self, cost: float, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like :meth:`call_async`, taking ``cost`` rate-limit tokens (ccxt's
+        per-endpoint ``cost``) instead of 1."""
+        limiter = self.rate_limiter
+        if limiter is None:
+            return await self._run(self._entry, self._chain, fn, args, kwargs)
+        plain = limiter.call_async
+        weighted = functools.partial(limiter.call_weighted_async, cost)
+        entry = weighted if self._entry == plain else self._entry
+        chain = tuple(weighted if layer == plain else layer for layer in self._chain)
+        return await self._run(entry, chain, fn, args, kwargs)
+
+    async def _run(
+        self,
+        entry: _Layer | None,
+        chain: tuple[_Layer, ...],
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        self._calls += 1
+        try:
+            if self.fallback is not None:
+                inner = functools.partial(_through, entry, chain, fn)
+                result: T = await self.fallback.call_async(inner, *args, **kwargs)
+            elif entry is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await entry(*chain, fn, *args, **kwargs)
+        except Exception:
+            self._failures += 1
+            raise
+        return result
+
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        """Decorate an ``async def`` so every call goes through the pipeline."""
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"pipeline {self.name!r} can only decorate an async def; got {fn!r}")
+        call = self.call_async
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await call(fn, *args, **kwargs)
+
+        wrapper.pipeline = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def snapshot(self) -> dict[str, Any]:
+        """One JSON-ready snapshot: the pipeline's counts and each layer's metrics."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "order": list(self.order),
+            "calls": self._calls,
+            "failures": self._failures,
+        }
+        for label in self.order:
+            policy = getattr(self, label)
+            snap = policy.snapshot()
+            data[label] = snap.as_dict() if hasattr(snap, "as_dict") else snap
+        return data
+
+    def __repr__(self) -> str:
+        layers = " → ".join(self.order) or "(no policies)"
+        return (
+            f"<ResiliencePipeline {self.name!r} {layers} calls={self._calls} "
+            f"failures={self._failures}>"
+        )
+
+
+async def _through(
+    entry: _Layer | None,
+    chain: tuple[_Layer, ...],
+    fn: Callable[..., Awaitable[T]],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> T:
+    """Run ``fn`` through the chained layers (what a fallback wraps)."""
+    if entry is None:
+        return await fn(*args, **kwargs)
+    result: T = await entry(*chain, fn, *args, **kwargs)
+    return result

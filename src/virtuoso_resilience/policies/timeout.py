@@ -1,0 +1,149 @@
+"""A time limit on one attempt or on a whole operation.
+
+:class:`TimeoutPolicy` runs the protected call under :func:`asyncio.timeout`
+(event-loop time). When the limit passes, the call is cancelled and the caller
+gets :class:`~virtuoso_resilience.errors.ResilienceTimeoutError` (also a
+builtin :class:`TimeoutError`), chained from the cancellation that stopped the
+call. A caller's own cancellation is not a timeout: the
+:class:`asyncio.CancelledError` propagates untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+
+from pydantic import Field
+
+from .._model import ConfigModel
+from ..errors import ConfigurationError, FieldError, ResilienceTimeoutError
+
+__all__ = ["TimeoutConfig", "TimeoutPolicy", "TimeoutScope"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+TimeoutScope = Literal["attempt", "operation"]
+"""``"attempt"``: the limit of one try (inside retries); ``"operation"``: the
+limit of the whole operation, retries and waits included (outside retries)."""
+
+
+class TimeoutConfig(ConfigModel):
+    """How long a protected call may take. Times are in seconds.
+
+    Validated on creation and on assignment; a change made at run time
+    (``policy.config.seconds = 5``) applies from the next call.
+    """
+
+    name: Annotated[str, Field(min_length=1)] | None = None
+    """The policy's name; filled in by the policy when left out."""
+    seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
+    """The limit in seconds (ccxt's own default request timeout is 10 s)."""
+    scope: TimeoutScope = "attempt"
+    """What the limit covers: one ``"attempt"`` or the whole ``"operation"``.
+    The policy bounds whatever it wraps; the scope tells a pipeline where to put
+    it and is reported in :class:`ResilienceTimeoutError`."""
+
+
+class TimeoutPolicy:
+    """Bounds the duration of a call.
+
+    ``await policy.call_async(fn, *args, **kwargs)`` or ``@policy`` on an
+    ``async def``. Raises :class:`ResilienceTimeoutError` (``operation`` = the
+    policy's name, ``limit`` = seconds, ``scope``) when the limit passes.
+    """
+
+    def __init__(
+        self, name: str | None = None, config: TimeoutConfig | None = None, **settings: Any
+    ) -> None:
+        """``TimeoutPolicy("fetch", seconds=5)`` or ``TimeoutPolicy("fetch", config)``.
+
+        ``settings`` are :class:`TimeoutConfig` fields; pass them or a config,
+        not both.
+        """
+        if config is None:
+            config = TimeoutConfig(name=name, **settings)
+        elif settings:
+            raise TypeError("pass either a TimeoutConfig or keyword settings, not both")
+        if name is None:
+            name = config.name or "timeout"
+        if config.name is None:
+            config.name = name
+        elif config.name != name:
+            raise ConfigurationError(
+                [FieldError("TimeoutConfig", "name", config.name, f"must be {name!r}")]
+            )
+        self.name: str = name
+        self._config = config
+        self._calls = 0
+        self._timeouts = 0
+
+    @property
+    def config(self) -> TimeoutConfig:
+        """The live configuration; field changes apply from the next call."""
+        return self._config
+
+    @property
+    def calls(self) -> int:
+        """Calls started through this policy."""
+        return self._calls
+
+    @property
+    def timeouts(self) -> int:
+        """Calls stopped by the limit."""
+        return self._timeouts
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``await fn(*args, **kwargs)`` within ``config.seconds``."""
+        self._calls += 1
+        seconds = self._config.seconds
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                return await fn(*args, **kwargs)
+        except TimeoutError as exc:
+            # A TimeoutError raised by the call itself before our limit passed
+            # is the call's own answer: let it through as it is.
+            if not deadline.expired():
+                raise
+            self._timeouts += 1
+            cause = exc.__cause__ if isinstance(exc.__cause__, asyncio.CancelledError) else exc
+            raise ResilienceTimeoutError(self.name, seconds, scope=self._config.scope) from cause
+
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, T]]
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        """Decorate an ``async def`` so every call runs under this limit."""
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"timeout {self.name!r} can only decorate an async def; got {fn!r}")
+        call = self.call_async
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await call(fn, *args, **kwargs)
+
+        wrapper.timeout_policy = self  # type: ignore[attr-defined]
+        return wrapper
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready metrics: the limit, its scope, calls started and timeouts."""
+        return {
+            "name": self.name,
+            "kind": "timeout",
+            "seconds": self._config.seconds,
+            "scope": self._config.scope,
+            "calls": self._calls,
+            "timeouts": self._timeouts,
+        }
+
+    def __repr__(self) -> str:
+        cfg = self._config
+        return (
+            f"<TimeoutPolicy {self.name!r} seconds={cfg.seconds:g} scope={cfg.scope} "
+            f"calls={self._calls} timeouts={self._timeouts}>"
+        )

@@ -1,0 +1,70 @@
+"""Validated configuration of the exchange simulator."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from .._model import ConfigModel
+from ._faults import parse_faults
+from ._ratelimit import DEFAULT_KEY_LIMITS
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "SimulatorConfig"]
+
+DEFAULT_API_KEY = "sim-api-key"
+"""The simulator's default API key. For testing only: it is public."""
+DEFAULT_API_SECRET = "sim-api-secret"
+"""The simulator's default API secret. For testing only: it is public."""
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class SimulatorConfig(ConfigModel):
+    """How the simulator listens, what it trades and which budgets it enforces.
+
+    Times are seconds; prices are in the quote coin (USDT).
+    """
+
+    host: str = "127.0.0.1"
+    """Address to bind. Keep the loopback default unless you mean to expose it."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """TCP port; 0 picks a free one (read it back from ``Simulator.port``)."""
+    seed: int | None = None
+    """Seed of the fault and price random generators; ``None`` draws one (see ``sim.seed``)."""
+    api_key: Annotated[str, Field(min_length=1)] = DEFAULT_API_KEY
+    api_secret: Annotated[str, Field(min_length=1)] = DEFAULT_API_SECRET
+    prices: dict[str, PositiveFloat] = Field(
+        default_factory=lambda: {"BTC": 65000.0, "ETH": 3500.0, "SOL": 150.0}
+    )
+    """Base coin -> starting mid price; each gets a spot and a linear (perpetual) USDT market."""
+    balances: dict[str, NonNegativeFloat] = Field(
+        default_factory=lambda: {"USDT": 100_000.0, "BTC": 1.0, "ETH": 10.0, "SOL": 100.0}
+    )
+    """Starting wallet of the unified account, per coin."""
+    volatility: Annotated[float, Field(ge=0, le=0.1)] = 0.0005
+    """Standard deviation of one random-walk step of the log price (0.0005 = 0.05 %)."""
+    auto_tick: bool = True
+    """Advance a symbol's price one step per ticker, order-book or order-creation request."""
+    leverage: Annotated[int, Field(ge=1, le=100)] = 10
+    """Leverage used for the initial margin of linear (perpetual) orders and positions."""
+    rate_limits: bool = True
+    """Enforce Bybit's per-IP and per-key budgets (fault budgets apply regardless)."""
+    ip_limit: Annotated[int, Field(ge=1)] = 600
+    """Requests per ``ip_period`` allowed per client IP (Bybit: 600 per 5 s)."""
+    ip_period: PositiveFloat = 5.0
+    key_limit_default: Annotated[int, Field(ge=1)] = 20
+    """Requests per second per API key on a private endpoint not in ``key_limits``."""
+    key_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: dict(DEFAULT_KEY_LIMITS)
+    )
+    """Private path -> requests per second per API key."""
+    faults: str = ""
+    """Faults installed at start, in the grammar of ``parse_faults``."""
+
+    @field_validator("faults")
+    @classmethod
+    def _check_faults(cls, value: str) -> str:
+        parse_faults(value)
+        return value
