@@ -1,106 +1,182 @@
 """The main job: ``virtuoso-resilience serve``.
 
-For now it polls a built-in flaky market-data feed through a circuit breaker
-and prints every state change and a periodic one-line summary, so the
-breaker can be watched tripping during an outage and recovering after it.
+Starts the built-in Bybit simulator with a moderate fault profile (latency,
+a few 500s and Bybit "System error" answers, and a scheduled outage of the
+ticker endpoint every ``outage_every`` seconds), points ccxt's real bybit
+client at it, and polls tickers for a few symbols through a resilience
+pipeline per symbol (retry → circuit breaker → rate limiter → attempt
+timeout). It prints each breaker state change and a periodic one-line
+summary. Everything runs offline on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
-from .errors import CircuitOpenError
-from .policies.circuit_breaker import CircuitBreakerConfig, StateChangeEvent
+import ccxt.async_support as ccxt_async
+
+from .policies.circuit_breaker import CircuitBreakerConfig, CircuitState, StateChangeEvent
+from .policies.pipeline import ResiliencePipeline
+from .policies.rate_limit import RateLimiter
+from .policies.retry import RetryPolicy
+from .policies.timeout import TimeoutPolicy
 from .registry import ResilienceRegistry
+from .simulator import Simulator
 
-__all__ = ["FlakyFeed", "ServeOptions", "serve"]
+__all__ = ["MODERATE_FAULTS", "MarketDataService", "ServeOptions", "serve"]
+
+MODERATE_FAULTS = "latency=5ms..60ms,error_rate=0.03,system_error=0.02"
+"""Background faults: a little latency, 3 % HTTP 500, 2 % retCode 10016."""
+
+DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
+    """How ``serve`` runs. Times are in seconds."""
+
     duration: float | None = None
-    """Seconds to run (None: until cancelled)."""
+    """Stop after this long (None: until cancelled)."""
     summary_interval: float = 5.0
-    """Seconds between one-line summaries."""
-    poll_interval: float = 0.2
-    """Seconds between ticker polls."""
+    poll_interval: float = 0.5
+    symbols: Sequence[str] = DEFAULT_SYMBOLS
+    faults: str = MODERATE_FAULTS
+    outage_every: float = 30.0
+    """A ticker-endpoint outage (HTTP 503) starts this often (0: never)."""
+    outage_length: float = 8.0
+    seed: int = 7
+    """Simulator seed: the same seed replays the same prices and faults."""
 
 
-class FeedDown(ConnectionError):
-    """The feed is in an outage phase (a transient, connection-level error)."""
-
-
-class FlakyFeed:
-    """A market-data source that cycles: healthy, outage, healthy, ...
-
-    ``healthy`` seconds with a small error rate, then ``outage`` seconds where
-    every call fails.
-    """
+class MarketDataService:
+    """Polls tickers through one pipeline per symbol and keeps the counts."""
 
     def __init__(
-        self, *, healthy: float = 12.0, outage: float = 8.0, error_rate: float = 0.02, seed: int = 7
+        self,
+        exchange: Any,
+        symbols: Sequence[str],
+        registry: ResilienceRegistry,
+        out: TextIO,
     ) -> None:
-        self.healthy = healthy
-        self.outage = outage
-        self.error_rate = error_rate
-        self._rng = random.Random(seed)
-        self._price = 65_000.0
-        self._start = asyncio.get_running_loop().time()
+        self.exchange = exchange
+        self.symbols = tuple(symbols)
+        self.registry = registry
+        self.out = out
+        # Bybit's public budget is generous; stay well inside it.
+        self.limiter = RateLimiter("bybit.public", rate=20.0, capacity=20.0)
+        self.retry = RetryPolicy(
+            name="bybit.fetch_ticker", max_attempts=3, base_delay=0.2, max_delay=2.0
+        )
+        self.pipelines = {symbol: self._pipeline(symbol) for symbol in self.symbols}
+        self.last: dict[str, float | None] = dict.fromkeys(self.symbols)
 
-    def in_outage(self) -> bool:
-        elapsed = (asyncio.get_running_loop().time() - self._start) % (self.healthy + self.outage)
-        return elapsed >= self.healthy
+    def _pipeline(self, symbol: str) -> ResiliencePipeline:
+        name = f"bybit.ticker.{symbol}"
+        breaker = self.registry.circuit_breaker(
+            name,
+            CircuitBreakerConfig(
+                failure_threshold=4, success_threshold=2, timeout=3.0, exchange_id="bybit"
+            ),
+        )
+        breaker.add_listener(on_state_change=self._on_change)
+        return ResiliencePipeline(
+            name,
+            retry=self.retry,
+            circuit_breaker=breaker,
+            rate_limiter=self.limiter,
+            timeout=TimeoutPolicy(name, seconds=3.0),
+        )
 
-    async def fetch_ticker(self, symbol: str) -> dict[str, float | str]:
-        await asyncio.sleep(0.005)
-        if self.in_outage() or self._rng.random() < self.error_rate:
-            raise FeedDown(f"feed unreachable while fetching {symbol}")
-        self._price *= 1 + self._rng.gauss(0, 0.0005)
-        return {"symbol": symbol, "last": round(self._price, 2)}
+    def _on_change(self, event: StateChangeEvent) -> None:
+        self.print(
+            f"[breaker] {event.name}: {event.previous.value} -> {event.current.value} "
+            f"({event.reason})"
+        )
+
+    def print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    async def poll_once(self) -> None:
+        await asyncio.gather(*(self._poll(symbol) for symbol in self.symbols))
+
+    async def _poll(self, symbol: str) -> None:
+        try:
+            ticker = await self.pipelines[symbol].call_async(self.exchange.fetch_ticker, symbol)
+        except Exception:  # counted by the policies; the next poll tries again
+            return
+        self.last[symbol] = ticker.get("last")
+
+    def summary(self) -> str:
+        calls = sum(p.snapshot()["calls"] for p in self.pipelines.values())
+        failures = sum(p.snapshot()["failures"] for p in self.pipelines.values())
+        breakers = [p.circuit_breaker for p in self.pipelines.values() if p.circuit_breaker]
+        open_ = sum(b.state is not CircuitState.CLOSED for b in breakers)
+        rejected = sum(b.snapshot().rejected for b in breakers)
+        prices = " ".join(
+            f"{s.split('/')[0]}={v:,.2f}" if v is not None else f"{s.split('/')[0]}=-"
+            for s, v in self.last.items()
+        )
+        return (
+            f"calls={calls} failures={failures} retries={self.retry.retries} "
+            f"rejected={rejected} open_breakers={open_}/{len(breakers)} {prices}"
+        )
 
 
 async def serve(options: ServeOptions, out: TextIO = sys.stdout) -> int:
+    """Run the market-data service until ``options.duration`` or cancellation."""
     registry = ResilienceRegistry()
-    breaker = registry.circuit_breaker(
-        "market_data",
-        CircuitBreakerConfig(failure_threshold=5, success_threshold=2, timeout=3.0),
+    async with Simulator(seed=options.seed) as sim:
+        if options.faults:
+            sim.faults.add(options.faults)
+        exchange = ccxt_async.bybit({**sim.ccxt_config(credentials=False), "timeout": 5000})
+        try:
+            service = MarketDataService(exchange, options.symbols, registry, out)
+            service.print(
+                f"virtuoso-resilience serve: Bybit simulator at {sim.base_url} (seed {sim.seed}), "
+                f"faults '{options.faults}', outage of /v5/market/tickers every "
+                f"{options.outage_every:g}s for {options.outage_length:g}s"
+            )
+            await _load_markets(exchange, service)
+            await _run(options, sim, service)
+        finally:
+            await exchange.close()
+            await registry.aclose()
+    return 0
+
+
+async def _load_markets(exchange: Any, service: MarketDataService) -> None:
+    loader = ResiliencePipeline(
+        "bybit.load_markets",
+        retry=RetryPolicy(name="bybit.load_markets", max_attempts=10, base_delay=0.2),
     )
+    markets = await loader.call_async(exchange.load_markets)
+    service.print(f"[ready] {len(markets)} markets loaded; polling {', '.join(service.symbols)}")
 
-    def on_change(event: StateChangeEvent) -> None:
-        print(
-            f"[breaker] {event.name}: {event.previous.value} -> {event.current.value} "
-            f"({event.reason})",
-            file=out,
-            flush=True,
-        )
 
-    breaker.add_listener(on_state_change=on_change)
-    feed = FlakyFeed()
+async def _run(options: ServeOptions, sim: Simulator, service: MarketDataService) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     next_summary = started + options.summary_interval
-    last_price: float | str = "-"
-    print("virtuoso-resilience serve: polling BTC/USDT through breaker 'market_data'", file=out)
+    next_outage = started + options.outage_every if options.outage_every > 0 else None
     while options.duration is None or loop.time() - started < options.duration:
-        try:
-            ticker = await breaker.call_async(feed.fetch_ticker, "BTC/USDT")
-            last_price = ticker["last"]
-        except (FeedDown, CircuitOpenError):
-            pass
+        now = loop.time()
+        if next_outage is not None and now >= next_outage:
+            sim.faults.add(f"http@/v5/market/tickers=503~{options.outage_length:g}s")
+            service.print(
+                f"[chaos] /v5/market/tickers answers HTTP 503 for {options.outage_length:g}s"
+            )
+            next_outage = now + options.outage_every
+        await service.poll_once()
         now = loop.time()
         if now >= next_summary:
-            snap = breaker.snapshot()
-            print(
-                f"[summary] t={now - started:5.1f}s state={snap.state.value} calls={snap.calls} "
-                f"failures={snap.failures} rejected={snap.rejected} trips={snap.trips} "
-                f"last=BTC/USDT {last_price}",
-                file=out,
-                flush=True,
+            stats = sim.stats
+            service.print(
+                f"[summary] t={now - started:6.1f}s {service.summary()} "
+                f"sim_requests={stats.requests_total} sim_violations={stats.violations_total}"
             )
             next_summary = now + options.summary_interval
         await asyncio.sleep(options.poll_interval)
-    return 0

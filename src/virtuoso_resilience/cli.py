@@ -39,6 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds between one-line summaries (default: 5)",
     )
+    serve.add_argument(
+        "--outage-every",
+        type=float,
+        default=30.0,
+        help="seconds between simulated ticker outages; 0 disables them (default: 30)",
+    )
+    serve.add_argument(
+        "--outage-length",
+        type=float,
+        default=8.0,
+        help="seconds each simulated outage lasts (default: 8)",
+    )
+    serve.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="seconds between ticker polls (default: 0.5)",
+    )
+    serve.add_argument(
+        "--seed", type=int, default=7, help="simulator seed, for replay (default: 7)"
+    )
     serve.set_defaults(handler=_serve)
 
     from .simulator.cli import add_parser as add_simulate_parser
@@ -50,13 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from ._serve import ServeOptions, serve
 
-    if args.summary_interval <= 0:
-        print("error: --summary-interval must be > 0 seconds", file=sys.stderr)
+    problems = [
+        f"{flag} must be {rule} seconds, got {value!r}"
+        for flag, value, ok, rule in (
+            ("--summary-interval", args.summary_interval, args.summary_interval > 0, "> 0"),
+            ("--poll-interval", args.poll_interval, args.poll_interval > 0, "> 0"),
+            ("--duration", args.duration, args.duration is None or args.duration > 0, "> 0"),
+            ("--outage-every", args.outage_every, args.outage_every >= 0, ">= 0 (0: none)"),
+            ("--outage-length", args.outage_length, args.outage_length > 0, "> 0"),
+        )
+        if not ok
+    ]
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.duration is not None and args.duration <= 0:
-        print("error: --duration must be > 0 seconds", file=sys.stderr)
-        return 2
-    options = ServeOptions(duration=args.duration, summary_interval=args.summary_interval)
+    options = ServeOptions(
+        duration=args.duration,
+        summary_interval=args.summary_interval,
+        poll_interval=args.poll_interval,
+        outage_every=args.outage_every,
+        outage_length=args.outage_length,
+        seed=args.seed,
+    )
     return _run_until_signalled(serve(options))
 
 
