@@ -14,8 +14,6 @@ passes the slot on to the next waiter, so no slot ever leaks.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -25,6 +23,7 @@ from pydantic import Field
 
 from .._model import ConfigModel
 from ..errors import BulkheadFullError, ConfigurationError, FieldError
+from ._decorate import decorate
 
 __all__ = ["Bulkhead", "BulkheadConfig"]
 
@@ -231,16 +230,9 @@ class Bulkhead:
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so every call holds a slot of this bulkhead."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"bulkhead {self.name!r} can only decorate an async def; got {fn!r}")
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        wrapper.bulkhead = self  # type: ignore[attr-defined]
-        return wrapper
+        return decorate(
+            fn, self.call_async, attribute="bulkhead", owner=self, label=f"bulkhead {self.name!r}"
+        )
 
     async def __aenter__(self) -> Bulkhead:
         await self.acquire()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -28,6 +27,7 @@ from .._model import ConfigModel, RuleError
 from ..classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
 from ..clock import MONOTONIC, Clock
 from ..errors import CircuitOpenError, ConfigurationError, FieldError
+from ._decorate import decorate
 from ._window import FAILED, SLOW, CountWindow, TimeWindow, WindowTotals
 
 __all__ = [
@@ -565,18 +565,13 @@ class CircuitBreaker:
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so every call goes through this breaker."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                f"circuit breaker {self.name!r} can only decorate an async def; got {fn!r}"
-            )
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        wrapper.circuit_breaker = self  # type: ignore[attr-defined]
-        return wrapper
+        return decorate(
+            fn,
+            self.call_async,
+            attribute="circuit_breaker",
+            owner=self,
+            label=f"circuit breaker {self.name!r}",
+        )
 
     async def __aenter__(self) -> CircuitBreaker:
         generation = self._generation if self._fast else self._admit()

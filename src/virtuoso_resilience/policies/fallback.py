@@ -16,7 +16,6 @@ propagates and never triggers a fallback.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pydantic import Field, field_validator
 from .._model import ConfigModel
 from ..classify import DEFAULT_CLASSIFIER, Classifier, OutcomeKind
 from ..errors import ConfigurationError, FieldError
+from ._decorate import decorate
 
 __all__ = ["DEFAULT_FALLBACK_ON", "PRIMARY", "Fallback", "FallbackConfig", "FallbackResult"]
 
@@ -302,16 +302,9 @@ class Fallback:
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so its failures are answered by this fallback."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"fallback {self.name!r} can only decorate an async def; got {fn!r}")
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        wrapper.fallback = self  # type: ignore[attr-defined]
-        return wrapper
+        return decorate(
+            fn, self.call_async, attribute="fallback", owner=self, label=f"fallback {self.name!r}"
+        )
 
     # ---------------------------------------------------------------- metrics
 

@@ -19,13 +19,13 @@ coroutine frame per layer and nothing else.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from ..classify import DEFAULT_CLASSIFIER, Classifier
 from ..clock import MONOTONIC, Clock
 from ..config import ResilienceConfiguration
+from ._decorate import decorate
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from .fallback import Fallback
@@ -253,16 +253,9 @@ class ResiliencePipeline:
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so every call goes through the pipeline."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"pipeline {self.name!r} can only decorate an async def; got {fn!r}")
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        wrapper.pipeline = self  # type: ignore[attr-defined]
-        return wrapper
+        return decorate(
+            fn, self.call_async, attribute="pipeline", owner=self, label=f"pipeline {self.name!r}"
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """One JSON-ready snapshot: the pipeline's counts and each layer's metrics."""

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -35,6 +33,7 @@ from pydantic import Field
 from .._model import ConfigModel
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError, RateLimitTimeoutError
+from ._decorate import decorate
 
 __all__ = ["RateLimiter", "RateLimiterConfig"]
 
@@ -529,18 +528,13 @@ class RateLimiter:
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def``: every call first acquires one token."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                f"rate limiter {self.name!r} can only decorate an async def; got {fn!r}"
-            )
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        wrapper.rate_limiter = self  # type: ignore[attr-defined]
-        return wrapper
+        return decorate(
+            fn,
+            self.call_async,
+            attribute="rate_limiter",
+            owner=self,
+            label=f"rate limiter {self.name!r}",
+        )
 
     # ---------------------------------------------------------------- metrics
 

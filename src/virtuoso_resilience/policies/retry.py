@@ -12,7 +12,6 @@ attempt has failed (or, with ``max_elapsed`` set, one clock read per call).
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import random
@@ -28,6 +27,7 @@ from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._backoff import Backoff, BackoffStrategy, JitterMode
 from ._budget import RetryBudget
+from ._decorate import decorate
 
 __all__ = [
     "BackoffStrategy",
@@ -406,18 +406,13 @@ class RetryPolicy:
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so that every call goes through this policy."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                f"RetryPolicy decorates async functions; {fn!r} is not a coroutine function"
-            )
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        retrying.retry_policy = self  # type: ignore[attr-defined]
-        return retrying
+        return decorate(
+            fn,
+            self.call_async,
+            attribute="retry_policy",
+            owner=self,
+            label=f"retry policy {self.name!r}",
+        )
 
     # ------------------------------------------------------------- failure path
 

@@ -11,8 +11,6 @@ call. A caller's own cancellation is not a timeout: the
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
@@ -20,6 +18,7 @@ from pydantic import Field
 
 from .._model import ConfigModel
 from ..errors import ConfigurationError, FieldError, ResilienceTimeoutError
+from ._decorate import decorate
 
 __all__ = ["TimeoutConfig", "TimeoutPolicy", "TimeoutScope"]
 
@@ -119,16 +118,13 @@ class TimeoutPolicy:
         self, fn: Callable[P, Coroutine[Any, Any, T]]
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so every call runs under this limit."""
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"timeout {self.name!r} can only decorate an async def; got {fn!r}")
-        call = self.call_async
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await call(fn, *args, **kwargs)
-
-        wrapper.timeout_policy = self  # type: ignore[attr-defined]
-        return wrapper
+        return decorate(
+            fn,
+            self.call_async,
+            attribute="timeout_policy",
+            owner=self,
+            label=f"timeout {self.name!r}",
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready metrics: the limit, its scope, calls started and timeouts."""
