@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
+
+from ._signals import on_stop_signals
 
 __all__ = ["build_parser", "main"]
 
@@ -102,15 +102,11 @@ def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
 
     async def runner() -> int:
         task = asyncio.ensure_future(coro)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, task.cancel)
-        try:
-            result = await task
-        except asyncio.CancelledError:
-            return 0
-        return result
+        with on_stop_signals(task.cancel):
+            try:
+                return await task
+            except asyncio.CancelledError:
+                return 0
 
     return asyncio.run(runner())
 

@@ -141,6 +141,8 @@ class ResilienceRegistry:
         }
         if self._pools is not None:
             data["connection_pools"] = self._pools.snapshot()
+        if self._health is not None:
+            data["health"] = self._health.snapshot()
         return data
 
     def __repr__(self) -> str:

@@ -460,3 +460,16 @@ async def test_decorator_shares_breaker_by_name() -> None:
     assert breaker is registry.circuit_breaker("exchange_api")
     with pytest.raises(TypeError, match="async def"):
         breaker(lambda: None)  # type: ignore[arg-type]
+
+
+async def test_registry_snapshot_covers_what_it_owns() -> None:
+    registry = ResilienceRegistry(clock=FakeClock())
+    registry.circuit_breaker("b", failure_threshold=2)
+    assert set(registry.snapshot()) == {"circuit_breakers"}
+    registry.health  # noqa: B018 - created on first use
+    registry.pools  # noqa: B018
+    data = registry.snapshot()
+    assert set(data) == {"circuit_breakers", "connection_pools", "health"}
+    assert data["circuit_breakers"]["b"]["config"]["failure_threshold"] == 2
+    assert "ResilienceRegistry breakers=1 pools=on health=on" in repr(registry)
+    await registry.aclose()

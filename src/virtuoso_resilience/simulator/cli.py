@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from .._signals import on_stop_signals
 from ..errors import ConfigurationError
 from ._auth import key_fingerprint
 from ._config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimulatorConfig
@@ -120,13 +119,7 @@ async def serve(
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
     stop = stop if stop is not None else asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
+    with on_stop_signals(stop.set):
         async with Simulator(config) as sim:
             print(f"simulator listening on {sim.base_url} (seed {sim.seed})", flush=True)
             if sim.api_key == DEFAULT_API_KEY and sim.api_secret == DEFAULT_API_SECRET:
@@ -140,9 +133,6 @@ async def serve(
             if started is not None:
                 started(sim)
             await stop.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
     print("simulator stopped", flush=True)
     return 0
 
