@@ -1,5 +1,6 @@
 # Virtuoso Resilience — the two commands: `make run` and `make test`.
-PYTHON ?= python3.11
+# Python 3.11+: python3.11 when installed, else python3 (checked below).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3.11)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
@@ -8,7 +9,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint bench venv clean
 
 $(PY):
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "Python 3.11+ is needed ($(PYTHON) is missing or older); apt-get install python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
