@@ -1045,3 +1045,42 @@ def test_exchange_not_available_with_maintenance_text_is_maintenance() -> None:
     other = ccxt.ExchangeNotAvailable("bybit GET /v5/market/tickers 503 Service Unavailable")
     assert classify(other).kind is OutcomeKind.TRANSIENT
     assert classify(other, write=True).kind is OutcomeKind.AMBIGUOUS
+
+
+async def test_write_whose_answer_is_cut_off_is_ambiguous() -> None:
+    # Real ccxt against a server that acts on the request, then truncates its answer:
+    # ccxt raises a plain ExchangeError from aiohttp's ClientPayloadError.
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(65536)
+        received.append(data.split(b"\r\n", 1)[0])
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 200\r\n\r\n{"retCode":0,"result'
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    exchange = ccxt_async.bybit()
+    try:
+        with pytest.raises(ccxt.ExchangeError) as info:
+            await exchange.fetch(
+                f"http://127.0.0.1:{port}/v5/order/create",
+                "POST",
+                {"Content-Type": "application/json"},
+                "{}",
+            )
+    finally:
+        await exchange.close()
+        server.close()
+        await server.wait_closed()
+    assert received == [b"POST /v5/order/create HTTP/1.1"]
+    error = info.value
+    assert classify(error, write=True).kind is OutcomeKind.AMBIGUOUS
+    assert classify(error).kind is OutcomeKind.TRANSIENT
+    assert classify(error).reason.startswith("ExchangeError (cause: ")
+    # A plain ExchangeError with no transport cause stays permanent.
+    assert classify(ccxt.ExchangeError("bybit something odd")).kind is OutcomeKind.PERMANENT

@@ -446,7 +446,7 @@ def _resolve(cls: type[BaseException]) -> _Entry:
         plain=not http
         and retry_attr is None
         and not rule.maintenance_hint
-        and not (ccxt and rule.ambiguous_on_write),
+        and not (ccxt and (rule.ambiguous_on_write or rule.kind is OutcomeKind.PERMANENT)),
         refusal=rule.kind in _WAITABLE and not rule.ambiguous_on_write,
     )
     if len(_CACHE) >= _CACHE_LIMIT:
@@ -705,6 +705,21 @@ class Classifier:
                 return outcome
         if entry.rule.maintenance_hint and "maintenance" in str(error).lower():
             return Outcome(OutcomeKind.MAINTENANCE, None, f"{entry.read.reason}: maintenance")
+        if entry.ccxt and entry.rule.kind is OutcomeKind.PERMANENT:
+            # A generic ccxt error (``ExchangeError``) raised from a transport
+            # failure, e.g. a response body cut off: the transport error says
+            # what happened; on a write the server may have acted.
+            cause = error.__cause__
+            if isinstance(cause, Exception) and not isinstance(cause, asyncio.CancelledError):
+                cause_rule = (_CACHE.get(type(cause)) or _resolve(type(cause))).rule
+                if cause_rule.kind is OutcomeKind.TRANSIENT:
+                    kind = (
+                        OutcomeKind.AMBIGUOUS
+                        if write and cause_rule.ambiguous_on_write
+                        else OutcomeKind.TRANSIENT
+                    )
+                    reason = f"{entry.read.reason} (cause: {type(cause).__name__})"
+                    return Outcome(kind, None, reason)
         if write and entry.ccxt and entry.rule.ambiguous_on_write:
             # ccxt wraps the aiohttp error (``raise ExchangeNotAvailable(...) from e``):
             # when the connection never opened, nothing was sent.

@@ -31,7 +31,8 @@ class CircuitOpenError(ResilienceError):
     """A circuit breaker rejected the call without running it.
 
     ``retry_after`` is the number of seconds until the breaker admits a trial
-    call (``None`` when it will not by itself: forced open).
+    call; ``None`` when unknown (half-open with every trial permit taken) or
+    when it will not by itself (forced open).
     """
 
     def __init__(self, name: str, state: str, retry_after: float | None) -> None:
@@ -42,10 +43,12 @@ class CircuitOpenError(ResilienceError):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        if self.retry_after is None:
-            when = "until it is reset"
-        else:
+        if self.retry_after is not None:
             when = f"next trial in {self.retry_after:.3f}s"
+        elif self.state == "half_open":
+            when = "trial calls in progress"
+        else:
+            when = "until it is reset"
         return f"circuit breaker {self.name!r} is {self.state}; call rejected ({when})"
 
 

@@ -473,3 +473,143 @@ async def test_registry_snapshot_covers_what_it_owns() -> None:
     assert data["circuit_breakers"]["b"]["config"]["failure_threshold"] == 2
     assert "ResilienceRegistry breakers=1 pools=on health=on" in repr(registry)
     await registry.aclose()
+
+
+async def test_async_with_exited_from_another_task_releases_the_permit(clock: FakeClock) -> None:
+    # An async generator stepped with asyncio.wait_for runs each step in its
+    # own task, so __aexit__ does not see __aenter__'s context.
+    cb = make(clock, failure_threshold=1, timeout=1.0, success_threshold=1)
+    await trip(cb, 1)
+    clock.advance(1.0)
+
+    async def stream() -> Any:
+        async with cb:
+            for i in range(2):
+                yield i
+
+    gen = stream()
+    items = [await asyncio.wait_for(gen.__anext__(), 5) for _ in range(2)]
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(gen.__anext__(), 5)
+    assert items == [0, 1]
+    assert cb.state is CircuitState.CLOSED  # the trial counted as a success
+
+
+async def test_stale_results_do_not_move_the_failure_run(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=3, timeout=1.0, half_open_max_calls=5, success_threshold=1)
+    await trip(cb, 3)
+    clock.advance(1.0)
+    gate = asyncio.Event()
+
+    async def late_failure() -> None:
+        await gate.wait()
+        raise Boom("late")
+
+    stale = [asyncio.create_task(cb.call_async(late_failure)) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert await cb.call_async(ok) == "ok"  # closes the breaker: a new generation
+    assert cb.state is CircuitState.CLOSED
+    gate.set()
+    for task in stale:
+        with pytest.raises(Boom):
+            await task
+    assert cb.snapshot().consecutive_failures == 0
+    await trip(cb, 2)
+    assert cb.state is CircuitState.CLOSED  # two fresh failures < 3
+
+
+async def test_reset_of_a_closed_breaker_forgets_calls_in_flight(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=2)
+    gate = asyncio.Event()
+
+    async def late_failure() -> None:
+        await gate.wait()
+        raise Boom("late")
+
+    tasks = [asyncio.create_task(cb.call_async(late_failure)) for _ in range(2)]
+    await asyncio.sleep(0)
+    cb.reset()
+    gate.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert cb.state is CircuitState.CLOSED
+    assert cb.snapshot().trips == 0
+
+
+def test_count_window_must_be_able_to_fill(clock: FakeClock) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        CircuitBreakerConfig(failure_rate_threshold=50.0, sliding_window_size=5, minimum_calls=10)
+    assert info.value.fields == ("minimum_calls, sliding_window_size",)
+    assert "minimum_calls (10) must be <= sliding_window_size (5)" in str(info.value)
+    config = CircuitBreakerConfig(sliding_window_size=5)  # fine while no rate rule is on
+    with pytest.raises(ConfigurationError, match="sliding_window_size"):
+        config.failure_rate_threshold = 50.0
+    assert config.failure_rate_threshold is None
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ConfigurationError, match="timeout"):
+            CircuitBreakerConfig(timeout=bad)
+
+
+async def test_half_open_rejection_has_no_made_up_wait(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=1, timeout=1.0, half_open_max_calls=1)
+    await trip(cb, 1)
+    clock.advance(1.0)
+    gate = asyncio.Event()
+
+    async def trial() -> str:
+        await gate.wait()
+        return "ok"
+
+    task = asyncio.create_task(cb.call_async(trial))
+    await asyncio.sleep(0)
+    with pytest.raises(CircuitOpenError) as info:
+        await cb.call_async(ok)
+    assert info.value.retry_after is None
+    assert "trial calls in progress" in str(info.value)
+    gate.set()
+    await task
+
+
+async def test_lowering_timeout_while_open_shortens_the_open_period(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=1, timeout=600.0)
+    await trip(cb, 1)
+    clock.advance(5.0)
+    cb.config.timeout = 10.0
+    assert cb.retry_after == pytest.approx(5.0)
+    clock.advance(5.0)
+    assert await cb.call_async(ok) == "ok"
+    assert cb.state is CircuitState.HALF_OPEN
+
+
+async def test_outcomes_by_kind_counts_every_classified_error(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=10)
+
+    async def limited() -> None:
+        raise ccxt.RateLimitExceeded("bybit too many visits")
+
+    async def broke() -> None:
+        raise ccxt.InsufficientFunds("bybit no funds")
+
+    for fn, exc in ((limited, ccxt.RateLimitExceeded), (broke, ccxt.InsufficientFunds)):
+        with pytest.raises(exc):
+            await cb.call_async(fn)
+    await trip(cb, 1)
+    snap = cb.snapshot()
+    assert snap.outcomes_by_kind == {"rate_limited": 1, "business": 1, "transient": 1}
+    assert snap.failures_by_kind == {"transient": 1}
+
+
+def test_async_listener_changed_from_sync_code_is_skipped_not_leaked(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    cb = make(clock)
+    seen: list[object] = []
+
+    async def listener(event: object) -> None:
+        seen.append(event)
+
+    cb.add_listener(on_state_change=listener)
+    with caplog.at_level(logging.WARNING):
+        cb.force_open()
+    assert cb.state is CircuitState.FORCED_OPEN
+    assert seen == []
+    assert "no running loop" in caplog.text

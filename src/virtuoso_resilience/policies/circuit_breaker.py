@@ -66,7 +66,7 @@ class SlidingWindowType(enum.Enum):
     """The calls of the last ``sliding_window_size`` seconds."""
 
 
-Percent = Annotated[float, Field(gt=0, le=100)]
+Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 
 
 class CircuitBreakerConfig(ConfigModel):
@@ -82,21 +82,21 @@ class CircuitBreakerConfig(ConfigModel):
     """Consecutive failures that trip a CLOSED breaker."""
     success_threshold: Annotated[int, Field(ge=1)] = 3
     """Successful trial calls that close a HALF_OPEN breaker (the seed's default)."""
-    timeout: Annotated[float, Field(gt=0)] = 60.0
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
     """Seconds a breaker stays OPEN before it admits trial calls."""
     half_open_max_calls: Annotated[int, Field(ge=1)] = 1
     """Trial calls admitted at the same time while HALF_OPEN."""
-    max_wait_in_half_open: Annotated[float, Field(gt=0)] | None = None
+    max_wait_in_half_open: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """Seconds a breaker may stay HALF_OPEN without deciding; then it reopens."""
-    timeout_multiplier: Annotated[float, Field(ge=1)] = 1.0
+    timeout_multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.0
     """Growth of the OPEN timeout on each trip that follows a failed recovery."""
-    max_timeout: Annotated[float, Field(gt=0)] | None = None
+    max_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     """Upper bound of the grown OPEN timeout (None: no bound)."""
     failure_rate_threshold: Percent | None = None
     """Trip when this percentage of the windowed calls failed (off when None)."""
     slow_call_rate_threshold: Percent | None = None
     """Trip when this percentage of the windowed calls was slow (off when None)."""
-    slow_call_duration: Annotated[float, Field(gt=0)] = 5.0
+    slow_call_duration: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     """A call that takes at least this many seconds is slow."""
     sliding_window_type: SlidingWindowType = SlidingWindowType.COUNT_BASED
     sliding_window_size: Annotated[int, Field(ge=1, le=100_000)] = 100
@@ -107,6 +107,24 @@ class CircuitBreakerConfig(ConfigModel):
     """Whether rate-limit answers count as service failures."""
     exchange_id: str | None = None
     """Exchange whose error-code overrides the classifier applies."""
+
+    @model_validator(mode="after")
+    def _window_can_fill(self) -> CircuitBreakerConfig:
+        if (
+            self.uses_window
+            and self.sliding_window_type is SlidingWindowType.COUNT_BASED
+            and self.minimum_calls > self.sliding_window_size
+        ):
+            raise RuleError(
+                {
+                    "minimum_calls": self.minimum_calls,
+                    "sliding_window_size": self.sliding_window_size,
+                },
+                f"minimum_calls ({self.minimum_calls}) must be <= sliding_window_size "
+                f"({self.sliding_window_size}) for a count-based window, or the rate "
+                "rules could never fire",
+            )
+        return self
 
     @model_validator(mode="after")
     def _timeouts_ordered(self) -> CircuitBreakerConfig:
@@ -168,6 +186,7 @@ class CircuitBreakerSnapshot:
     cancelled: int
     slow_calls: int
     failures_by_kind: dict[str, int]
+    outcomes_by_kind: dict[str, int]
     consecutive_failures: int
     failure_rate: float
     slow_call_rate: float
@@ -228,6 +247,7 @@ class CircuitBreaker:
         "_last_transition_at",
         "_open_until",
         "_opened_at",
+        "_outcomes_by_kind",
         "_recoveries",
         "_recovery_total",
         "_reject_listeners",
@@ -290,6 +310,7 @@ class CircuitBreaker:
         self._slow = 0
         self._trips = 0
         self._failures_by_kind: dict[str, int] = {}
+        self._outcomes_by_kind: dict[str, int] = {}
         self._last_transition_at: float | None = None
         self._seconds_in_state: dict[CircuitState, float] = {}
         self._recoveries = 0
@@ -336,6 +357,8 @@ class CircuitBreaker:
     def _on_config_change(self, field_name: str) -> None:
         if field_name == "timeout" and self._consecutive_trips <= 1:
             self._current_timeout = self.config.timeout
+            if self._state is _OPEN:  # the open period in progress follows the change
+                self._open_until = self._state_since + self._current_timeout
         self._configure()
 
     # ------------------------------------------------------------------ state
@@ -419,7 +442,7 @@ class CircuitBreaker:
             if self._half_open_in_flight < self.config.half_open_max_calls:
                 self._half_open_in_flight += 1
                 return self._generation
-            self._reject(0.0)
+            self._reject(None)  # unknown: it depends on the trial calls in flight
         self._reject(None)  # FORCED_OPEN
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -434,7 +457,6 @@ class CircuitBreaker:
     def _record_success(self, generation: int, started: float | None) -> None:
         self._calls += 1
         self._successes += 1
-        self._consecutive_failures = 0
         flags = 0
         now = 0.0
         duration: float | None = None
@@ -446,6 +468,7 @@ class CircuitBreaker:
                 self._slow += 1
         state = self._state
         if generation == self._generation:
+            self._consecutive_failures = 0
             if state is _CLOSED:
                 if self._window is not None:
                     self._window.record(flags, now)
@@ -466,6 +489,8 @@ class CircuitBreaker:
             kind is OutcomeKind.RATE_LIMITED and self.config.count_rate_limits
         )
         self._calls += 1
+        by_kind = self._outcomes_by_kind
+        by_kind[kind.value] = by_kind.get(kind.value, 0) + 1
         now = self._clock.now() if (started is not None or self._window is not None) else 0.0
         duration = None if started is None else now - started
         if not counted:
@@ -475,12 +500,14 @@ class CircuitBreaker:
         else:
             self._failures += 1
             self._failures_by_kind[kind.value] = self._failures_by_kind.get(kind.value, 0) + 1
-            self._consecutive_failures += 1
             flags = FAILED
             if duration is not None and duration >= self.config.slow_call_duration:
                 flags |= SLOW
                 self._slow += 1
+            # A result from an older generation (admitted before a transition
+            # or a reset) changes counters but never the breaker's state.
             if generation == self._generation:
+                self._consecutive_failures += 1
                 state = self._state
                 if state is _HALF_OPEN:
                     self._transition(_OPEN, f"trial call failed ({outcome.reason or kind.value})")
@@ -546,7 +573,8 @@ class CircuitBreaker:
                 raise
             self._calls += 1
             self._successes += 1
-            self._consecutive_failures = 0
+            if generation == self._generation:
+                self._consecutive_failures = 0
             return result
         generation = self._admit()
         started = self._clock.now() if self._timed else None
@@ -590,11 +618,17 @@ class CircuitBreaker:
         tb: TracebackType | None,
     ) -> Literal[False]:
         entry = None if self._entries is None else self._entries.get()
-        if entry is None or self._entries is None:  # pragma: no cover - misuse
-            raise RuntimeError(f"circuit breaker {self.name!r}: __aexit__ without __aenter__")
-        generation, started_raw, parent = entry
-        self._entries.set(parent)
-        started = None if started_raw < 0 else started_raw
+        if entry is None or self._entries is None:
+            # Exited from another task than the one that entered (an async
+            # generator stepped by asyncio.wait_for, or closed elsewhere): the
+            # entry is out of reach. Record against the current generation so
+            # that a half-open permit is still given back; never raise over
+            # the caller's own outcome.
+            generation, started = self._generation, None
+        else:
+            generation, started_raw, parent = entry
+            self._entries.set(parent)
+            started = None if started_raw < 0 else started_raw
         if exc is None:
             self._record_success(generation, started)
         elif isinstance(exc, Exception):
@@ -616,6 +650,7 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Back to CLOSED with cleared failure counts (metrics are kept)."""
         self._transition(_CLOSED, "reset")
+        self._generation += 1  # calls admitted before the reset no longer count
         self._consecutive_failures = 0
         if self._window is not None:
             self._window.clear()
@@ -653,6 +688,17 @@ class CircuitBreaker:
             try:
                 result = listener(event)
                 if inspect.isawaitable(result):
+                    try:
+                        asyncio.get_running_loop()
+                    except RuntimeError:  # changed from sync code: nowhere to run it
+                        if inspect.iscoroutine(result):
+                            result.close()
+                        log.warning(
+                            "circuit breaker %r: async listener %r skipped (no running loop)",
+                            self.name,
+                            listener,
+                        )
+                        continue
                     task = asyncio.ensure_future(result)
                     if self._tasks is None:
                         self._tasks = set()
@@ -696,6 +742,7 @@ class CircuitBreaker:
             cancelled=self._cancelled,
             slow_calls=self._slow,
             failures_by_kind=dict(self._failures_by_kind),
+            outcomes_by_kind=dict(self._outcomes_by_kind),
             consecutive_failures=self._consecutive_failures,
             failure_rate=totals.failure_rate if totals else 0.0,
             slow_call_rate=totals.slow_rate if totals else 0.0,
