@@ -107,7 +107,12 @@ def _to_configuration_error(
         elif info is None:
             allowed = str(item.get("msg", "invalid"))
         else:
-            allowed = f"{describe_field(info)} ({item.get('msg', 'invalid')})"
+            message = str(item.get("msg", "invalid"))
+            if item.get("type") == "value_error":
+                # A field validator's own words already say what is allowed.
+                allowed = message.removeprefix("Value error, ")
+            else:
+                allowed = f"{describe_field(info)} ({message})"
         found.append(FieldError(model.__name__, name, value, allowed))
     return ConfigurationError(found)
 

@@ -49,7 +49,9 @@ class ServeOptions:
     """A ticker-endpoint outage (HTTP 503) starts this often (0: never)."""
     outage_length: float = 8.0
     seed: int = 7
-    """Simulator seed: the same seed replays the same prices and faults."""
+    """Simulator seed. The simulator replays the same prices and fault draws
+    for the same sequence of requests; a whole ``serve`` run also depends on
+    timing (outage windows, breaker open periods), so two runs differ a little."""
 
 
 class MarketDataService:
