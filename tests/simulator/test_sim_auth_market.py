@@ -1,13 +1,17 @@
-"""Signature checks and the matching model, without the network."""
+"""Signature checks and the matching model (mostly without the network), malformed requests."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from virtuoso_resilience.simulator import MarketModel, key_fingerprint
+from virtuoso_resilience.simulator import MarketModel, Simulator, key_fingerprint
 from virtuoso_resilience.simulator._auth import AuthFailure, authenticate, sign
 from virtuoso_resilience.simulator._market import BybitError
 
@@ -225,3 +229,147 @@ def test_klines_are_deterministic_and_end_at_the_current_price() -> None:
     assert [int(r[0]) for r in rows] == sorted((int(r[0]) for r in rows), reverse=True)
     with pytest.raises(BybitError):
         m.klines(inst, "7", None, None, 5, NOW)
+
+
+# -- regressions: malformed requests --------------------------------------------
+
+
+def test_garbled_headers_get_bybit_codes_not_exceptions() -> None:
+    # aiohttp decodes header bytes as UTF-8 with surrogateescape: both shapes occur
+    for sign_header in ("\xe9", "\udcff", "ab\u20ac"):
+        with pytest.raises(AuthFailure) as caught:
+            authenticate({**headers(), "X-BAPI-SIGN": sign_header}, "a=1", SECRETS, NOW)
+        assert caught.value.code == 10004
+    for key in ("\udcff", "k\xe9"):
+        with pytest.raises(AuthFailure) as caught:
+            authenticate({**headers(), "X-BAPI-API-KEY": key}, "a=1", SECRETS, NOW)
+        assert caught.value.code == 10003
+        assert key_fingerprint(key).startswith("key:")
+    with pytest.raises(AuthFailure) as caught:
+        authenticate({**headers(), "X-BAPI-TIMESTAMP": "\udcff"}, "a=1", SECRETS, NOW)
+    assert caught.value.code == 10002
+    with pytest.raises(AuthFailure) as caught:
+        authenticate(headers(), "a=\udcff", SECRETS, NOW)
+    assert caught.value.code == 10004
+
+
+async def _raw(port: int, head: list[bytes], body: bytes = b"") -> tuple[int, dict[str, Any]]:
+    """Send bytes no well-behaved client would send; return (HTTP status, JSON answer)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"\r\n".join([*head, b"Host: x", b"Connection: close"]) + b"\r\n\r\n" + body)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status_line, _, rest = data.partition(b"\r\n")
+    payload = rest.split(b"\r\n\r\n", 1)[1]
+    return int(status_line.split()[1]), json.loads(payload)
+
+
+def _auth_head(sim: Simulator, payload: str, **overrides: bytes) -> list[bytes]:
+    ts = str(int(time.time() * 1000))
+    values = {
+        "X-BAPI-API-KEY": sim.api_key.encode(),
+        "X-BAPI-TIMESTAMP": ts.encode(),
+        "X-BAPI-RECV-WINDOW": b"5000",
+        "X-BAPI-SIGN": sign(sim.api_secret, ts, sim.api_key, "5000", payload).encode(),
+    }
+    values.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    return [name.encode() + b": " + value for name, value in values.items()]
+
+
+async def test_malformed_requests_are_answered_and_counted(sim: Simulator) -> None:
+    get = b"GET /v5/order/realtime?category=spot HTTP/1.1"
+    query = "category=spot"
+    status, answer = await _raw(sim.port, [get, *_auth_head(sim, query, X_BAPI_SIGN=b"\xc3\xa9")])
+    assert (status, answer["retCode"]) == (200, 10004)
+    status, answer = await _raw(sim.port, [get, *_auth_head(sim, query, X_BAPI_SIGN=b"\xff")])
+    assert (status, answer["retCode"]) == (200, 10004)
+    status, answer = await _raw(sim.port, [get, *_auth_head(sim, query, X_BAPI_API_KEY=b"\xff")])
+    assert (status, answer["retCode"]) == (200, 10003)
+
+    def post(body: bytes) -> list[bytes]:
+        return [
+            b"POST /v5/order/create HTTP/1.1",
+            b"Content-Type: application/json",
+            b"Content-Length: %d" % len(body),
+            *_auth_head(sim, body.decode("utf-8", "replace")),
+        ]
+
+    body = b'{"category":"spot","orderLinkId":"\xff"}'
+    status, answer = await _raw(sim.port, post(body), body)
+    assert (status, answer["retCode"]) == (200, 10001) and "UTF-8" in answer["retMsg"]
+    body = json.dumps(
+        {"category": "spot", "symbol": ["BTCUSDT"], "side": "Buy", "orderType": "Market"}
+    ).encode()
+    status, answer = await _raw(sim.port, post(body), body)
+    assert (status, answer["retCode"]) == (200, 10001) and "symbol" in answer["retMsg"]
+
+    assert sim.request_count("/v5/order/realtime") == 3
+    assert sim.request_count("/v5/order/create") == 2
+    assert sim.request_count(client=key_fingerprint("\udcff")) == 1
+    assert sim.market.orders_created == 0
+
+
+# -- regressions: prices and the resting-order index ---------------------------
+
+
+@pytest.mark.parametrize(
+    "price", [math.nan, math.inf, -math.inf, 0.0, -1.0, 1e16, True, "70000", 10**400]
+)
+def test_set_price_rejects_non_finite_prices(price: Any) -> None:
+    m = model(auto_tick=False)
+    with pytest.raises(ValueError, match="price must be"):
+        m.set_price("BTCUSDT", price)
+    assert m.price("BTCUSDT") == 65000.0
+    assert m.ticker(m.instrument("spot", "BTCUSDT"), NOW)["lastPrice"] == "65000.00"
+
+
+def test_model_refuses_non_finite_starting_prices() -> None:
+    with pytest.raises(ValueError, match=r"prices\['BTC'\] must be a finite number"):
+        model(prices={"BTC": math.inf})
+
+
+class _NoScan(dict[str, Any]):
+    """An order table that fails the test if a price step walks through it."""
+
+    def values(self) -> Any:
+        raise AssertionError("a price step scanned every order ever placed")
+
+    items = values
+    __iter__ = values
+
+
+def test_price_steps_only_visit_open_orders_of_their_symbol() -> None:
+    m = model(auto_tick=False, balances={"USDT": 1e9, "BTC": 100.0, "ETH": 100.0})
+    for _ in range(200):  # a long, closed history
+        order(m, symbol="BTCUSDT", orderType="Market", qty="0.01", marketUnit="baseCoin")
+    first = order(m, qty="1", price="3000")
+    cancelled = order(m, qty="1", price="2995")
+    second = order(m, qty="2", price="2990")
+    linear = order(m, category="linear", qty="1", price="2990")
+    above = order(m, side="Sell", qty="1", price="4000")
+    m.cancel_order({"category": "spot", "symbol": "ETHUSDT", **cancelled}, NOW)
+    margin = m.free("USDT")
+
+    history = m._orders
+    m._orders = _NoScan(history)
+    try:
+        m.tick("BTCUSDT", 50)
+        m.tick(steps=5)
+        m.set_price("ETHUSDT", 2980.0)  # crosses the three resting buys
+        # the spot buys' locked USDT was spent, the linear order's margin became the position's
+        assert m.free("USDT") == margin
+    finally:
+        m._orders = history
+
+    def status(placed: dict[str, Any], category: str = "spot") -> str:
+        found = m.query_orders({"category": category, **placed}, history=False)
+        return str(found["list"][0]["orderStatus"])
+
+    assert [status(first), status(second), status(linear, "linear")] == ["Filled"] * 3
+    assert status(cancelled) == "Cancelled" and status(above) == "New"
+    assert m.positions()["ETHUSDT"] == (Decimal(1), Decimal(2990))
+    assert "open=1" in repr(m) and m.orders_filled == 203

@@ -11,7 +11,7 @@ import ccxt.async_support as ccxt
 import pytest
 
 from virtuoso_resilience.errors import ConfigurationError
-from virtuoso_resilience.simulator import Simulator, SimulatorConfig
+from virtuoso_resilience.simulator import FaultKind, FaultSpecError, Simulator, SimulatorConfig
 
 Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
@@ -181,3 +181,111 @@ async def test_client_cancelling_during_latency_books_nothing(
     sim.faults.clear()
     assert await exchange.fetch_open_orders("ETH/USDT") == []
     assert sim.market.orders_created == 0
+
+
+async def test_restart_does_not_stack_configured_faults() -> None:
+    sim = Simulator(seed=1, faults="latency=100ms,error_rate=0.1")
+    for _ in range(3):
+        await sim.start()
+        try:
+            assert [f.describe() for f in sim.faults] == ["latency=100ms", "http=500:0.1"]
+        finally:
+            await sim.stop()
+    plan = sim.faults.plan_before("/v5/market/time", False)
+    assert plan is not None and plan.latency == pytest.approx(0.1)
+    # faults removed by the user stay removed across a restart; reset() reinstalls them
+    sim.faults.clear()
+    async with sim:
+        assert len(sim.faults) == 0
+        sim.reset()
+        assert len(sim.faults) == 2
+
+
+async def test_reset_before_start_installs_configured_faults_once() -> None:
+    sim = Simulator(seed=1, faults="reset@/v5/order/*=0.5")
+    sim.reset()
+    async with sim:
+        assert [f.describe() for f in sim.faults] == ["reset@/v5/order/*=0.5"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('{"symbol": "BTCUSDT", "price": NaN}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": Infinity}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": -Infinity}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": 1e400}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": 1' + "0" * 400 + "}", "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": 0}', "price must be a finite number > 0"),
+        ('{"symbol": "BTCUSDT", "price": "70000"}', "price must be a number"),
+        ('{"symbol": "BTCUSDT", "price": true}', "price must be a number"),
+        ('{"symbol": 5, "price": 70000}', "symbol must be a string"),
+    ],
+)
+async def test_control_price_rejects_non_finite_prices(
+    sim: Simulator, http: aiohttp.ClientSession, body: str, needle: str
+) -> None:
+    status, answer = await call(http, sim, "POST", "/__sim__/market/price", data=body)
+    assert status == 400 and needle in answer["error"]
+    assert sim.market.price("BTCUSDT") == 65000.0
+    async with http.get(sim.base_url + "/v5/market/tickers?category=spot&symbol=BTCUSDT") as r:
+        assert r.status == 200 and (await r.json())["retCode"] == 0
+
+
+def test_configured_prices_must_be_finite() -> None:
+    for prices in ({"BTC": float("inf")}, {"BTC": float("nan")}, {"BTC": 1e300}):
+        with pytest.raises(ConfigurationError) as caught:
+            SimulatorConfig(prices=prices)
+        assert caught.value.fields == ("prices",)
+    with pytest.raises(ConfigurationError) as caught:
+        SimulatorConfig(balances={"USDT": float("inf")})
+    assert caught.value.fields == ("balances",)
+
+
+def test_inject_unknown_kind_lists_the_allowed_kinds() -> None:
+    sim = Simulator(seed=1)
+    for kind in ("bogus", "error_rate", 5):
+        with pytest.raises(FaultSpecError) as caught:
+            sim.inject(kind)  # type: ignore[arg-type]
+        message = str(caught.value)
+        assert repr(kind) in message
+        assert "allowed kinds: latency, http, maintenance, rate_limit, retcode" in message
+    assert len(sim.faults) == 0
+    handle = sim.inject("reset", count=1)
+    assert handle.faults[0].kind is FaultKind.RESET
+
+
+async def test_spent_faults_leave_the_control_listing(
+    sim: Simulator, http: aiohttp.ClientSession, exchange: Any
+) -> None:
+    await call(http, sim, "POST", "/__sim__/faults", data="retcode@/v5/market/time=10016#1")
+    with pytest.raises(ccxt.ExchangeError, match="10016"):
+        await exchange.fetch_time()
+    status, body = await call(http, sim, "GET", "/__sim__/faults")
+    assert status == 200 and body == {"faults": []}
+    status, stats = await call(http, sim, "GET", "/__sim__/stats")
+    assert stats["faults_fired"] == {"retcode": 1}
+
+
+async def test_window_only_faults_with_a_count_are_400(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    for fault in (
+        {"kind": "maintenance", "count": 2},
+        {"kind": "rate_limit", "limit": 5, "count": 3},
+    ):
+        status, body = await call(http, sim, "POST", "/__sim__/faults", json=fault)
+        assert status == 400 and "not a count" in body["error"]
+    assert len(sim.faults) == 0
+
+
+async def test_control_api_answers_malformed_bodies_with_400(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    status, body = await call(http, sim, "POST", "/__sim__/faults", data=b"reset=\xff")
+    assert status == 400 and "not valid UTF-8" in body["error"]
+    status, body = await call(
+        http, sim, "POST", "/__sim__/market/tick", json={"symbol": ["BTCUSDT"]}
+    )
+    assert status == 400 and "symbol must be a string" in body["error"]
+    assert len(sim.faults) == 0

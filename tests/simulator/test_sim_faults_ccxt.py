@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import ccxt.async_support as ccxt
 import pytest
 
 from virtuoso_resilience.clock import FakeClock
-from virtuoso_resilience.simulator import FaultKind, Simulator
+from virtuoso_resilience.simulator import FaultKind, Simulator, _server
 
 
 @pytest.mark.parametrize(
@@ -246,3 +247,58 @@ async def test_rate_limit_fault_budget_rejects_with_10006() -> None:
             assert (await exchange.fetch_order_book("BTC/USDT"))["bids"]
         finally:
             await exchange.close()
+
+
+async def test_lost_response_spares_rejected_orders(sim: Simulator, exchange: Any) -> None:
+    """A one-shot lost_response must hit the order that is booked, not one Bybit rejected."""
+    handle = sim.inject("lost_response", endpoint="/v5/order/create", count=1)
+    with pytest.raises(ccxt.InsufficientFunds):  # 10 BTC at 60k > 100k USDT: retCode 170131
+        await exchange.create_order(
+            "BTC/USDT", "limit", "buy", 10, 60_000, {"clientOrderId": "too-big"}
+        )
+    assert handle.fired == 0 and handle.active and sim.market.orders_created == 0
+    with pytest.raises(ccxt.NetworkError):
+        await exchange.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 60_000, {"clientOrderId": "meant"}
+        )
+    assert handle.fired == 1 and not handle.active
+    found = await exchange.fetch_open_orders("BTC/USDT", params={"orderLinkId": "meant"})
+    assert [o["clientOrderId"] for o in found] == ["meant"]
+
+
+@pytest.mark.looptime
+async def test_late_response_spares_rejected_orders(sim: Simulator, exchange: Any) -> None:
+    exchange.timeout = 5_000
+    handle = sim.faults.add("late_response@/v5/order/create=30s:next:1")
+    with pytest.raises(ccxt.InsufficientFunds):  # 1M USDT > 100k: retCode 170131
+        await exchange.create_order("SOL/USDT", "limit", "buy", 10_000, 100)
+    assert handle.fired == 0 and handle.active
+    with pytest.raises(ccxt.RequestTimeout):
+        await exchange.create_order("SOL/USDT", "limit", "buy", 1, 100, {"clientOrderId": "late"})
+    assert handle.fired == 1
+    assert [o["clientOrderId"] for o in await exchange.fetch_open_orders("SOL/USDT")] == ["late"]
+
+
+@pytest.mark.looptime
+async def test_latency_beyond_recv_window_is_invalid_nonce(
+    sim: Simulator, exchange: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Bybit: a private request delayed past its recvWindow (5 s) is refused with 10002."""
+    loop = asyncio.get_running_loop()
+    wall, start = time.time(), loop.time()
+
+    def virtual_wall_ms() -> int:
+        return int((wall + loop.time() - start) * 1000)
+
+    # client and server wall clocks follow the virtual loop time, as real clocks would
+    monkeypatch.setattr(_server, "_wall_ms", virtual_wall_ms)
+    exchange.milliseconds = virtual_wall_ms
+    await exchange.fetch_balance()
+    sim.faults.add("latency@/v5/account/wallet-balance=5500ms")
+    with pytest.raises(ccxt.InvalidNonce, match="10002"):
+        await exchange.fetch_balance()
+    sim.faults.clear()
+    sim.faults.add("latency@/v5/account/wallet-balance=4500ms")
+    assert (await exchange.fetch_balance())["USDT"]["total"] == 100_000
+    sim.faults.add("latency@public=5500ms")
+    assert (await exchange.fetch_ticker("BTC/USDT"))["last"] > 0  # public: just slower

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -148,6 +149,14 @@ _faults = st.one_of(
         period=_durations,
         duration=st.none() | _durations,
     ),
+    st.builds(Fault, kind=st.just(FaultKind.MAINTENANCE), duration=st.none() | _durations),
+    st.builds(
+        Fault,
+        kind=st.just(FaultKind.RETCODE),
+        retcode=st.sampled_from([10006, 10016, 170131]),
+        probability=st.sampled_from([0.1, 1.0]),
+        count=st.none() | st.integers(1, 9),
+    ),
 )
 
 
@@ -243,3 +252,158 @@ def test_handles_remove_their_own_faults(clock: FakeClock) -> None:
     faults.add("reset=0.5")
     assert [s.fault.describe() for s in faults.status()] == ["reset=0.5"]
     assert "fired=0" in repr(second)
+
+
+# -- regressions ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("http=503:next:2", Fault(FaultKind.HTTP, status=503, count=2)),
+        ("retcode=10006:next:1", Fault(FaultKind.RETCODE, retcode=10006, count=1)),
+        ("latency=1s:next:2", Fault(FaultKind.LATENCY, latency=1.0, count=2)),
+        (
+            "latency=50ms..300ms:next:3",
+            Fault(FaultKind.LATENCY, latency=0.05, latency_max=0.3, count=3),
+        ),
+        (
+            "latency=100ms+-20ms:next:1",
+            Fault(FaultKind.LATENCY, latency=0.1, latency_stddev=0.02, count=1),
+        ),
+        ("late_response=30s:next:1", Fault(FaultKind.LATE_RESPONSE, delay=30.0, count=1)),
+        (
+            "late_response@/v5/order/create=30s:next:1~1m",
+            Fault(
+                FaultKind.LATE_RESPONSE,
+                endpoint="/v5/order/create",
+                delay=30.0,
+                count=1,
+                duration=60.0,
+            ),
+        ),
+        ("http=503:always", Fault(FaultKind.HTTP, status=503)),
+        ("latency=1s:5%", Fault(FaultKind.LATENCY, latency=1.0, probability=0.05)),
+        ("error_rate=next:2", Fault(FaultKind.HTTP, status=500, count=2)),
+    ],
+)
+def test_next_n_after_a_value(spec: str, expected: Fault) -> None:
+    """`prob = ... | "next:" N` is allowed wherever a value takes `:prob`."""
+    assert parse_faults(spec) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("spec", "hint"),
+    [
+        ("http=503:0.5:0.2", "not a probability"),
+        ("http=503:next:0", "next:N"),
+        ("latency=1s:next:x", "next:N"),
+        ("late_response=30s:next:1#2", "#N"),  # two counts
+        ("http=503:", "not a probability"),
+    ],
+)
+def test_bad_probability_after_a_value(spec: str, hint: str) -> None:
+    with pytest.raises(FaultSpecError, match=hint) as caught:
+        parse_faults(spec)
+    assert caught.value.token == spec
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Fault(FaultKind.MAINTENANCE, count=2),
+        lambda: Fault(FaultKind.RATE_LIMIT, limit=5, count=3),
+        lambda: Fault.from_dict({"kind": "maintenance", "count": 1}),
+        lambda: Fault.from_dict({"kind": "rate_limit", "limit": 5, "count": 3}),
+    ],
+)
+def test_count_is_refused_for_window_only_kinds(make: Any) -> None:
+    with pytest.raises(FaultSpecError, match=r"takes a time window .*not a count"):
+        make()
+
+
+def test_faults_built_in_python_round_trip_through_the_grammar() -> None:
+    for fault in (
+        Fault(FaultKind.MAINTENANCE),
+        Fault(FaultKind.MAINTENANCE, start=3600.0, duration=3600.0),
+        Fault(FaultKind.RATE_LIMIT, limit=5, period=2.0, duration=30.0),
+        Fault(FaultKind.RETCODE, retcode=10006, probability=0.5, count=2),
+        Fault(FaultKind.LATENCY, latency=0.1, latency_max=0.2, probability=0.5, count=4),
+        Fault(FaultKind.LATE_RESPONSE, delay=30.0, probability=0.25, count=1),
+        Fault(FaultKind.HTTP, status=503, count=2, endpoint="/v5/market/*"),
+    ):
+        assert parse_faults(fault.describe()) == [fault], fault.describe()
+    # the documented exception: the grammar has no custom retcode message
+    custom = Fault(FaultKind.RETCODE, retcode=10006, message="custom")
+    assert parse_faults(custom.describe()) == [Fault(FaultKind.RETCODE, retcode=10006)]
+
+
+def test_spent_and_expired_faults_are_pruned(clock: FakeClock) -> None:
+    faults = fault_set(clock)
+    # a week of serve's schedule: an 8 s outage every 30 s
+    handles = []
+    for _ in range(7 * 24 * 120):
+        handles.append(faults.add("http@/v5/market/tickers=503~8s"))
+        clock.advance(30)
+    assert len(faults) == 0  # each window is over, none is kept
+    assert faults.plan_before("/v5/market/tickers", False) is None
+    assert not handles[0].active and handles[0].fired == 0
+
+    one_shot = faults.add("reset@/x=next:1")
+    plan = faults.plan_before("/x", False)
+    assert plan is not None and plan.reset
+    assert len(faults) == 0 and faults.status() == ()
+    # the caller's handle still knows what happened; the stats are intact
+    assert one_shot.fired == 1 and not one_shot.active
+    assert faults.fired_by_kind == {"reset": 1}
+    assert not faults.remove(one_shot)
+
+
+def test_pruning_keeps_pending_and_live_faults(clock: FakeClock) -> None:
+    faults = fault_set(clock)
+    scheduled = faults.add("http=503~10s..20s")
+    short = faults.add("hang@/y=1~5s")
+    counted = faults.add("reset@/y=next:2")
+    assert faults.plan_before("/x", False) is None  # scans, prunes nothing
+    assert len(faults) == 3
+    clock.advance(6)
+    plan = faults.plan_before("/y", False)
+    assert plan is not None and plan.reset  # the hang window is over
+    assert [s.id for s in faults.status()] == [*scheduled.ids, *counted.ids]
+    assert not short.active and short.fired == 0
+    assert counted.active and counted.fired == 1
+    clock.advance(4)
+    plan = faults.plan_before("/x", False)
+    assert plan is not None and plan.http_status == 503 and scheduled.active
+    clock.advance(10)
+    assert faults.rate_rules("/x", False) == []
+    assert [s.id for s in faults.status()] == list(counted.ids)
+    assert scheduled.fired == 1 and not scheduled.active
+
+
+def test_removal_callback_sees_every_removed_fault(clock: FakeClock) -> None:
+    removed: list[int] = []
+    faults = FaultSet(clock, random.Random(1), on_remove=removed.append)
+    faults.add("reset@/x=next:1,rate_limit=5/s~10s,hang@/z=1")
+    faults.plan_before("/x", False)
+    assert removed == [1]
+    clock.advance(10)
+    faults.rate_rules("/y", False)
+    assert removed == [1, 2]
+    faults.clear()
+    assert removed == [1, 2, 3]
+
+
+def test_lost_and_late_responses_skip_rejected_answers(clock: FakeClock) -> None:
+    faults = fault_set(clock)
+    lost = faults.add("lost_response=next:1")
+    late = faults.add("late_response=30s:next:1")
+    assert faults.plan_after("/v5/order/create", True, ok=False) is None
+    assert lost.fired == 0 and late.fired == 0 and lost.active and late.active
+    with faults.add("malformed=1") as malformed:
+        plan = faults.plan_after("/v5/order/create", True, ok=False)
+        assert plan is not None and plan.malformed and malformed.fired == 1
+    plan = faults.plan_after("/v5/order/create", True, ok=True)
+    assert plan is not None and plan.lost and lost.fired == 1
+    plan = faults.plan_after("/v5/order/create", True)
+    assert plan is not None and plan.late == 30.0 and late.fired == 1

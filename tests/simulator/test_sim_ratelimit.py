@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
 from virtuoso_resilience.clock import FakeClock
-from virtuoso_resilience.simulator import Simulator, key_fingerprint
+from virtuoso_resilience.simulator import Simulator, Violation, key_fingerprint
 from virtuoso_resilience.simulator._ratelimit import RateLimiter
+from virtuoso_resilience.simulator._stats import VIOLATIONS_KEPT, Counters
 
 
 def make_limiter(clock: FakeClock, **kw: Any) -> RateLimiter:
@@ -175,3 +177,48 @@ async def test_limit_headers_on_public_answers_only_under_a_fault_budget(
     await frozen_exchange.fetch_time()
     headers = frozen_exchange.last_response_headers
     assert (headers["X-Bapi-Limit"], headers["X-Bapi-Limit-Status"]) == ("5", "4")
+
+
+def _violation(i: int, client: str = "ip:a", path: str = "/p") -> Violation:
+    return Violation(float(i), client, path, "ip", 5, 5.0)
+
+
+def test_violation_records_are_bounded_but_counts_stay_exact() -> None:
+    counters = Counters()
+    for i in range(VIOLATIONS_KEPT + 500):
+        counters.record_violation(_violation(i, path="/a" if i % 2 else "/b"))
+    counters.record_violation(_violation(-1, client="key:k", path="/a"))
+    stats = counters.snapshot(1, {}, 0, 0)
+    assert VIOLATIONS_KEPT == 1000
+    assert stats.violations_total == 1501
+    assert len(stats.violations) == 1000
+    assert stats.violations[0].at == 501.0 and stats.violations[-1].client == "key:k"
+    assert counters.violation_count(None, None) == 1501
+    assert counters.violation_count("/a", None) == 751
+    assert counters.violation_count(None, "ip:a") == 1500
+    assert counters.violation_count("/a", "key:k") == 1
+    counters.reset()
+    assert counters.violation_count(None, None) == 0 and not counters.violations
+
+
+async def test_removed_rate_limit_faults_leave_no_budget_log_behind() -> None:
+    clock = FakeClock()
+    async with (
+        Simulator(seed=1, clock=clock, rate_limits=False) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def get() -> None:
+            async with http.get(sim.base_url + "/v5/market/time") as response:
+                assert response.status == 200
+
+        for _ in range(5):  # like serve: a short budget now and then
+            sim.faults.add("rate_limit@/v5/market/time=5/s~10s")
+            await get()
+            clock.advance(10)
+        assert len(sim.faults) == 0
+        assert len(sim._limiter) == 0  # the expired faults' request logs went with them
+        with sim.faults.add("rate_limit@public=5/s"):
+            await get()
+            assert len(sim._limiter) == 1
+        assert len(sim._limiter) == 0

@@ -3,8 +3,9 @@
 ``X-BAPI-SIGN = hex(HMAC_SHA256(secret, timestamp + apiKey + recvWindow + payload))``
 where ``payload`` is the raw query string of a GET or the raw JSON body of a
 POST. Error answers use Bybit's codes: 10003 (invalid key), 10002 (timestamp
-outside the receive window), 10004 (bad signature). Messages never contain a
-secret, a signature or the API key.
+outside the receive window), 10004 (bad signature). Malformed headers (not
+ASCII, undecodable bytes) get the same codes, never an exception. Messages never
+contain a secret, a signature or the API key.
 """
 
 from __future__ import annotations
@@ -30,15 +31,20 @@ class AuthFailure(Exception):
         super().__init__(f"{code}: {message}")
 
 
+def _utf8(text: str) -> bytes:
+    # any str, even one with lone surrogates (undecodable header bytes), encodes
+    return text.encode("utf-8", "surrogatepass")
+
+
 def key_fingerprint(api_key: str) -> str:
     """A stable, non-secret label for an API key: ``key:`` and 10 hex digits of its SHA-256."""
-    return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:10]
+    return "key:" + hashlib.sha256(_utf8(api_key)).hexdigest()[:10]
 
 
 def sign(secret: str, timestamp: str, api_key: str, recv_window: str, payload: str) -> str:
     """The Bybit v5 signature of a request (hex HMAC-SHA256)."""
-    message = (timestamp + api_key + recv_window + payload).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    message = _utf8(timestamp + api_key + recv_window + payload)
+    return hmac.new(_utf8(secret), message, hashlib.sha256).hexdigest()
 
 
 def authenticate(
@@ -66,6 +72,7 @@ def authenticate(
         )
     expected = sign(secret, raw_ts, api_key, raw_window, payload)
     given = headers.get("X-BAPI-SIGN", "")
-    if not hmac.compare_digest(expected, given.lower()):
+    # compare_digest raises TypeError on non-ASCII str: a garbled signature is just wrong
+    if not given.isascii() or not hmac.compare_digest(expected, given.lower()):
         raise AuthFailure(10004, "Error sign, please check your signature generation algorithm.")
     return api_key

@@ -18,7 +18,8 @@ DEFAULT_API_SECRET = "sim-api-secret"
 """The simulator's default API secret. For testing only: it is public."""
 
 PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+Price = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
+Balance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class SimulatorConfig(ConfigModel):
@@ -35,11 +36,12 @@ class SimulatorConfig(ConfigModel):
     """Seed of the fault and price random generators; ``None`` draws one (see ``sim.seed``)."""
     api_key: Annotated[str, Field(min_length=1)] = DEFAULT_API_KEY
     api_secret: Annotated[str, Field(min_length=1)] = DEFAULT_API_SECRET
-    prices: dict[str, PositiveFloat] = Field(
+    prices: dict[str, Price] = Field(
         default_factory=lambda: {"BTC": 65000.0, "ETH": 3500.0, "SOL": 150.0}
     )
-    """Base coin -> starting mid price; each gets a spot and a linear (perpetual) USDT market."""
-    balances: dict[str, NonNegativeFloat] = Field(
+    """Base coin -> starting mid price (finite, 0 < p <= 1e15); each gets a spot and a linear
+    (perpetual) USDT market."""
+    balances: dict[str, Balance] = Field(
         default_factory=lambda: {"USDT": 100_000.0, "BTC": 1.0, "ETH": 10.0, "SOL": 100.0}
     )
     """Starting wallet of the unified account, per coin."""

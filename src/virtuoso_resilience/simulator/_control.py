@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ._faults import Fault, FaultSpecError
+from ._market import check_price
 
 if TYPE_CHECKING:
     from ._server import Simulator
@@ -29,7 +30,10 @@ def _error(message: str, status: int = 400) -> web.Response:
 
 
 async def _body(request: web.BaseRequest) -> Any:
-    text = await request.text()
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FaultSpecError("<body>", "body is not valid UTF-8") from None
     if not text.strip():
         return None
     if request.content_type == "application/json" or text.lstrip()[:1] in "{[":
@@ -103,10 +107,14 @@ async def handle_control(sim: Simulator, request: web.BaseRequest) -> web.Respon
             if not isinstance(body, dict):
                 return _error('send JSON {"symbol": "BTCUSDT", "price": 70000}')
             symbol, price = body.get("symbol"), body.get("price")
-            if not isinstance(symbol, str) or not isinstance(price, int | float) or price <= 0:
-                return _error("symbol must be a string and price a number > 0")
+            if not isinstance(symbol, str):
+                return _error(f"symbol must be a string such as 'BTCUSDT', got {symbol!r}")
             try:
-                sim.market.set_price(symbol, float(price))
+                # JSON NaN / Infinity parse as floats: rejected here, naming the field
+                value = check_price(price, "price")
+                sim.market.set_price(symbol, value)
+            except ValueError as exc:
+                return _error(str(exc))
             except KeyError as exc:
                 return _error(str(exc.args[0]), 404)
             return _json(sim.market.snapshot())
@@ -117,6 +125,8 @@ async def handle_control(sim: Simulator, request: web.BaseRequest) -> web.Respon
             symbol = body.get("symbol")
             if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100_000:
                 return _error("steps must be an integer in 1..100000")
+            if symbol is not None and not isinstance(symbol, str):
+                return _error(f"symbol must be a string such as 'BTCUSDT', got {symbol!r}")
             try:
                 sim.market.tick(symbol, steps)
             except KeyError as exc:

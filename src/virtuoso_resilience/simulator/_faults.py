@@ -16,7 +16,7 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -118,7 +118,8 @@ class Fault:
       groups ``"public"`` / ``"private"``.
     - ``probability``: chance (0..1) that a matching request is hit.
     - ``count``: fire at most this many times, then the fault is spent
-      (``None``: no limit).
+      (``None``: no limit). Not allowed for ``RATE_LIMIT`` and ``MAINTENANCE``,
+      which last for a time window instead.
     - ``start`` / ``duration``: the fault is active from ``start`` seconds
       after it was added, for ``duration`` seconds (``None``: until removed).
 
@@ -153,6 +154,12 @@ class Fault:
             raise FaultSpecError(token, f"probability must be in 0..1, got {self.probability!r}")
         if self.count is not None and self.count < 1:
             raise FaultSpecError(token, f"count must be >= 1, got {self.count!r}")
+        if self.count is not None and self.kind in (FaultKind.RATE_LIMIT, FaultKind.MAINTENANCE):
+            raise FaultSpecError(
+                token,
+                f"{self.kind.value} takes a time window (start/duration; '~30s' in the "
+                "grammar), not a count",
+            )
         if self.start < 0 or (self.duration is not None and self.duration <= 0):
             raise FaultSpecError(token, "time window must have start >= 0 and duration > 0")
         if self.endpoint is not None and not (
@@ -330,9 +337,10 @@ def _parse_probability(text: str, token: str) -> tuple[float, int | None]:
 
 
 def _split_param(value: str) -> tuple[str, str | None]:
+    """Split ``value[:prob]`` at the first colon (``prob`` may be ``next:N``)."""
     if ":" in value:
-        param, prob = value.rsplit(":", 1)
-        return param, prob
+        param, prob = value.split(":", 1)
+        return param.strip(), prob
     return value, None
 
 
@@ -431,9 +439,7 @@ def _parse_item(token: str) -> Fault:
             else:
                 kw["duration"] = parse_duration(body, token)
     if count is not None:
-        if kind in (FaultKind.RATE_LIMIT, FaultKind.MAINTENANCE):
-            raise FaultSpecError(token, f"{key} takes a time window (~30s), not a count")
-        kw["count"] = count
+        kw["count"] = count  # Fault rejects a count on rate_limit / maintenance
     try:
         return Fault(kind=kind, **kw)
     except FaultSpecError as exc:
@@ -496,16 +502,22 @@ class _Entry:
     added_at: float
     remaining: int | None
     fired: int = 0
+    begin: float = field(init=False)
+    """Clock time the window opens."""
+    end: float = field(init=False)
+    """Clock time the window closes (``inf``: never)."""
 
-    def window_open(self, now: float) -> bool:
-        begin = self.added_at + self.fault.start
-        if now < begin:
-            return False
-        duration = self.fault.duration
-        return duration is None or now < begin + duration
+    def __post_init__(self) -> None:
+        fault = self.fault
+        self.begin = self.added_at + fault.start
+        self.end = math.inf if fault.duration is None else self.begin + fault.duration
+
+    def over(self, now: float) -> bool:
+        """Whether this fault can never fire again (spent, or its window has ended)."""
+        return self.remaining == 0 or now >= self.end
 
     def live(self, now: float) -> bool:
-        return (self.remaining is None or self.remaining > 0) and self.window_open(now)
+        return self.remaining != 0 and self.begin <= now < self.end
 
 
 @dataclass(slots=True)
@@ -533,6 +545,8 @@ _PRE_ORDER = (
     FaultKind.RETCODE,
 )
 _POST_ORDER = (FaultKind.LOST_RESPONSE, FaultKind.LATE_RESPONSE, FaultKind.MALFORMED)
+_POST_ORDER_REJECTED = (FaultKind.MALFORMED,)
+"""Post-handling faults that apply to a rejected request (retCode != 0): nothing was booked."""
 
 
 class FaultHandle:
@@ -590,16 +604,32 @@ class FaultSet:
     Faults are decided in insertion order with the simulator's seeded fault
     random generator, so a seed reproduces the same outcomes for the same
     sequence of requests.
+
+    A fault that can never fire again -- its ``count`` is used up or its time
+    window has ended -- is uninstalled automatically the next time the set is
+    consulted (a request, :meth:`add`, :meth:`status`, ``len()``). Handles keep
+    their ``fired`` count (``active`` is then ``False``), and the per-kind
+    totals in :attr:`fired_by_kind` are kept.
+
+    ``on_remove`` is called with the id of every fault uninstalled, whatever
+    the reason (the simulator drops the budget of a ``rate_limit`` fault).
     """
 
-    __slots__ = ("_entries", "_fired_by_kind", "_ids", "clock", "rng")
+    __slots__ = ("_entries", "_fired_by_kind", "_ids", "_on_remove", "clock", "rng")
 
-    def __init__(self, clock: Clock, rng: random.Random) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        rng: random.Random,
+        *,
+        on_remove: Callable[[int], None] | None = None,
+    ) -> None:
         self.clock = clock
         self.rng = rng
         self._entries: dict[int, _Entry] = {}
         self._ids = itertools.count(1)
         self._fired_by_kind: dict[FaultKind, int] = {}
+        self._on_remove = on_remove
 
     # -- management ---------------------------------------------------------
 
@@ -620,6 +650,7 @@ class FaultSet:
                         raise TypeError(f"expected Fault, got {type(item).__name__}")
                     faults.append(item)
         now = self.clock.now()
+        self._prune(now)
         entries = [_Entry(next(self._ids), f, now, f.count) for f in faults]
         for entry in entries:
             self._entries[entry.id] = entry
@@ -634,23 +665,30 @@ class FaultSet:
         return self.discard(target)
 
     def discard(self, fault_id: int) -> bool:
-        return self._entries.pop(fault_id, None) is not None
+        """Remove one fault by id; ``True`` if it was installed."""
+        if self._entries.pop(fault_id, None) is None:
+            return False
+        if self._on_remove is not None:
+            self._on_remove(fault_id)
+        return True
 
     def contains(self, entry: _Entry) -> bool:
         return self._entries.get(entry.id) is entry
 
     def clear(self) -> None:
         """Remove every fault (counters of fired faults are kept)."""
-        self._entries.clear()
+        for fault_id in list(self._entries):
+            self.discard(fault_id)
 
     def reset(self) -> None:
         """Remove every fault and zero the fired counters."""
-        self._entries.clear()
+        self.clear()
         self._fired_by_kind.clear()
 
     def status(self) -> tuple[FaultStatus, ...]:
         """Snapshots of the installed faults, in insertion order."""
         now = self.clock.now()
+        self._prune(now)
         return tuple(
             FaultStatus(e.id, e.fault, e.fired, e.remaining, e.live(now))
             for e in self._entries.values()
@@ -658,36 +696,61 @@ class FaultSet:
 
     @property
     def fired_by_kind(self) -> dict[str, int]:
+        """How many times faults of each kind fired (kept when faults are removed)."""
         return {k.value: n for k, n in self._fired_by_kind.items()}
 
     def __len__(self) -> int:
+        self._prune(self.clock.now())
         return len(self._entries)
 
     def __iter__(self) -> Iterator[Fault]:
+        self._prune(self.clock.now())
         return iter([e.fault for e in self._entries.values()])
 
     def __bool__(self) -> bool:
         return True
 
     def __repr__(self) -> str:
+        self._prune(self.clock.now())
         specs = ",".join(e.fault.describe() for e in self._entries.values())
         fired = sum(self._fired_by_kind.values())
         return f"<FaultSet {len(self._entries)} faults {specs!r} fired={fired}>"
 
     # -- decisions ------------------------------------------------------------
 
+    def _prune(self, now: float) -> None:
+        """Uninstall the faults that can never fire again."""
+        dead = [e.id for e in self._entries.values() if e.over(now)]
+        for fault_id in dead:
+            self.discard(fault_id)
+
     def _fire(self, entry: _Entry) -> bool:
         fault = entry.fault
         if fault.probability < 1.0 and self.rng.random() >= fault.probability:
             return False
-        if entry.remaining is not None:
-            entry.remaining -= 1
         entry.fired += 1
         self._fired_by_kind[fault.kind] = self._fired_by_kind.get(fault.kind, 0) + 1
+        if entry.remaining is not None:
+            entry.remaining -= 1
+            if entry.remaining == 0:
+                self.discard(entry.id)  # spent
         return True
 
     def _matching(self, path: str, private: bool, now: float) -> list[_Entry]:
-        return [e for e in self._entries.values() if e.fault.matches(path, private) and e.live(now)]
+        """The live faults that apply to ``path``; finished ones met on the way are pruned."""
+        matching: list[_Entry] = []
+        dead: list[int] | None = None
+        for entry in self._entries.values():
+            if entry.remaining == 0 or now >= entry.end:
+                if dead is None:
+                    dead = []
+                dead.append(entry.id)
+            elif now >= entry.begin and entry.fault.matches(path, private):
+                matching.append(entry)
+        if dead is not None:
+            for fault_id in dead:
+                self.discard(fault_id)
+        return matching
 
     def plan_before(self, path: str, private: bool) -> Plan | None:
         """Decide the faults that act before a request is handled (``None``: none)."""
@@ -715,7 +778,7 @@ class FaultSet:
                 if kind is FaultKind.MAINTENANCE:
                     plan.maintenance = True
                     if fault.duration is not None:
-                        plan.maintenance_until = entry.added_at + fault.start + fault.duration
+                        plan.maintenance_until = entry.end
                 elif kind is FaultKind.HANG:
                     plan.hang = True
                 elif kind is FaultKind.RESET:
@@ -727,13 +790,20 @@ class FaultSet:
                 return plan
         return plan if plan.fired else None
 
-    def plan_after(self, path: str, private: bool) -> Plan | None:
-        """Decide the faults that act on the response of a handled request."""
+    def plan_after(self, path: str, private: bool, *, ok: bool = True) -> Plan | None:
+        """Decide the faults that act on the response of a handled request.
+
+        ``ok=False`` (the exchange rejected the request: retCode != 0) leaves
+        ``lost_response`` and ``late_response`` faults alone -- nothing was
+        booked, so they are neither applied nor used up; ``malformed`` still applies.
+        """
         if not self._entries:
             return None
-        now = self.clock.now()
-        for kind in _POST_ORDER:
-            for entry in self._matching(path, private, now):
+        entries = self._matching(path, private, self.clock.now())
+        if not entries:
+            return None
+        for kind in _POST_ORDER if ok else _POST_ORDER_REJECTED:
+            for entry in entries:
                 if entry.fault.kind is kind and self._fire(entry):
                     plan = Plan(fired=[kind])
                     if kind is FaultKind.LOST_RESPONSE:
@@ -749,28 +819,20 @@ class FaultSet:
         """Budgets imposed by ``RATE_LIMIT`` faults on ``path``: (rule name, limit, period)."""
         if not self._entries:
             return []
-        now = self.clock.now()
         return [
             (f"fault#{e.id}", e.fault.limit, e.fault.period)
-            for e in self._entries.values()
+            for e in self._matching(path, private, self.clock.now())
             if e.fault.kind is FaultKind.RATE_LIMIT
-            and e.fault.matches(path, private)
-            and e.live(now)
         ]
 
     def maintenance_windows(self) -> list[tuple[float, float | None]]:
         """(begin, end) clock times of installed maintenance faults not yet over or spent."""
-        now = self.clock.now()
-        windows: list[tuple[float, float | None]] = []
-        for entry in self._entries.values():
-            fault = entry.fault
-            if fault.kind is not FaultKind.MAINTENANCE:
-                continue
-            begin = entry.added_at + fault.start
-            end = None if fault.duration is None else begin + fault.duration
-            if (end is None or now < end) and (entry.remaining is None or entry.remaining > 0):
-                windows.append((begin, end))
-        return windows
+        self._prune(self.clock.now())
+        return [
+            (entry.begin, None if entry.fault.duration is None else entry.end)
+            for entry in self._entries.values()
+            if entry.fault.kind is FaultKind.MAINTENANCE
+        ]
 
 
 def _retcode_message(code: int) -> str:

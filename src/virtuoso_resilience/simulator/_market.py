@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-__all__ = ["BybitError", "Instrument", "MarketModel"]
+__all__ = ["MAX_PRICE", "BybitError", "Instrument", "MarketModel", "check_price"]
 
 ZERO = Decimal(0)
 KLINE_INTERVALS: Mapping[str, int] = {
@@ -40,6 +40,8 @@ KLINE_INTERVALS: Mapping[str, int] = {
     "M": 2592000,
 }
 CATEGORIES = ("spot", "linear")
+MAX_PRICE = 1e15
+"""Highest mid price accepted (quote coin); beyond it Bybit-style decimals lose precision."""
 _OPEN = ("New", "PartiallyFilled", "Untriggered")
 
 
@@ -50,6 +52,22 @@ class BybitError(Exception):
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
+
+
+def check_price(price: object, name: str = "price") -> float:
+    """``price`` as a float, or :class:`ValueError` naming ``name`` unless it is in 0 < p <= 1e15.
+
+    NaN and infinities are rejected: they would break every later answer.
+    """
+    if isinstance(price, bool) or not isinstance(price, int | float):
+        raise ValueError(f"{name} must be a number, got {price!r}")
+    try:
+        value = float(price)
+    except OverflowError:
+        value = math.inf
+    if not (math.isfinite(value) and 0 < value <= MAX_PRICE):
+        raise ValueError(f"{name} must be a finite number > 0 and <= {MAX_PRICE:g}, got {price!r}")
+    return value
 
 
 def _floor(value: Decimal, step: Decimal) -> Decimal:
@@ -290,6 +308,8 @@ class MarketModel:
         wall_ms: Callable[[], int],
         quote: str = "USDT",
     ) -> None:
+        for base, price in prices.items():
+            check_price(price, f"prices[{base!r}]")
         self._wall_ms = wall_ms
         self.seed = seed
         self.quote = quote
@@ -303,6 +323,8 @@ class MarketModel:
         self._quotes: dict[str, _Quote] = {}
         self._orders: dict[str, _Order] = {}
         self._by_link: dict[str, _Order] = {}
+        self._resting: dict[str, dict[str, _Order]] = {}
+        """Symbol -> open (resting) limit orders by id, in creation order: what a tick matches."""
         self._next_id = 0
         self._id_prefix = 0
         self.account = _Account()
@@ -335,6 +357,7 @@ class MarketModel:
             )
         self._orders.clear()
         self._by_link.clear()
+        self._resting.clear()
         self._next_id = 0
         self._id_prefix = random.Random(f"{self.seed}/ids").getrandbits(64)
         self.account = _Account(
@@ -402,11 +425,14 @@ class MarketModel:
             self.tick(symbol)
 
     def set_price(self, symbol: str, price: float) -> None:
-        """Move ``symbol``'s mid price (resting orders that now cross are filled)."""
-        if not price > 0:
-            raise ValueError(f"price must be > 0, got {price!r}")
+        """Move ``symbol``'s mid price (resting orders that now cross are filled).
+
+        Raises :class:`ValueError` unless ``price`` is a finite number in
+        ``0 < price <= 1e15``, :class:`KeyError` for an unknown symbol.
+        """
+        value = check_price(price)
         quote = self._quote(symbol)
-        quote.mid = float(price)
+        quote.mid = value
         quote.high = max(quote.high, quote.mid)
         quote.low = min(quote.low, quote.mid)
         self._match(symbol)
@@ -546,7 +572,8 @@ class MarketModel:
     # -- account ----------------------------------------------------------------
 
     def _order_margin(self) -> Decimal:
-        return sum((o.margin for o in self._orders.values() if o.is_open), ZERO)
+        # only resting limit orders hold margin
+        return sum((o.margin for resting in self._resting.values() for o in resting.values()), ZERO)
 
     def _position_margin(self) -> Decimal:
         total = ZERO
@@ -728,6 +755,8 @@ class MarketModel:
                 self._fill(order, take_price, now_ms)
         elif tif in ("IOC", "FOK"):
             self._close(order, "Cancelled", now_ms, reject="EC_NoImmediateQtyToFill")
+        else:
+            self._resting.setdefault(inst.symbol, {})[order.order_id] = order
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
     def _reserve_spot(self, order: _Order, take_price: Decimal, marketable: bool) -> None:
@@ -776,6 +805,10 @@ class MarketModel:
             order.margin = margin
 
     def _release(self, order: _Order) -> None:
+        """Free the order's locked funds and margin and drop it from the resting index."""
+        resting = self._resting.get(order.inst.symbol)
+        if resting is not None:
+            resting.pop(order.order_id, None)
         if order.locked:
             coin = order.locked_coin
             self.account.locked[coin] = self.account.locked.get(coin, ZERO) - order.locked
@@ -833,15 +866,15 @@ class MarketModel:
         pos.size = new
 
     def _match(self, symbol: str) -> None:
-        resting = [
-            o
-            for o in self._orders.values()
-            if o.is_open and o.order_type == "Limit" and o.inst.symbol == symbol
-        ]
-        if not resting:
+        """Fill the resting limit orders of ``symbol`` that the price now crosses.
+
+        Costs O(open orders of ``symbol``), whatever the order history.
+        """
+        by_id = self._resting.get(symbol)
+        if not by_id:
             return
         now_ms = self._wall_ms()
-        for order in resting:
+        for order in list(by_id.values()):  # _fill removes from the index
             bid, ask = self.best(order.inst)
             if (order.side == "Buy" and ask <= order.price) or (
                 order.side == "Sell" and bid >= order.price
@@ -935,7 +968,7 @@ class MarketModel:
 
     def __repr__(self) -> str:
         prices = ", ".join(f"{s}={q.mid:.6g}" for s, q in self._quotes.items())
-        open_orders = sum(1 for o in self._orders.values() if o.is_open)
+        open_orders = sum(len(resting) for resting in self._resting.values())
         return (
             f"<MarketModel seed={self.seed} {prices} orders={len(self._orders)} "
             f"open={open_orders} filled={self.orders_filled}>"

@@ -95,10 +95,19 @@ class RateLimiter:
         self.key_default = key_default
         self.key_limits = dict(key_limits)
         self.enabled = enabled
-        self._logs: dict[tuple[str, str, str], deque[float]] = {}
+        # rule name -> (client, scope) -> times of the requests in the window
+        self._logs: dict[str, dict[tuple[str, str], deque[float]]] = {}
 
     def reset(self) -> None:
         self._logs.clear()
+
+    def forget(self, rule: str) -> None:
+        """Drop the request logs of ``rule`` (e.g. ``fault#3`` once that fault is removed)."""
+        self._logs.pop(rule, None)
+
+    def __len__(self) -> int:
+        """Number of request logs kept (one per rule and client)."""
+        return sum(len(logs) for logs in self._logs.values())
 
     def check(
         self,
@@ -130,9 +139,12 @@ class RateLimiter:
         logs: list[deque[float]] = []
         verdicts: list[Verdict] = []
         for name, client, scope, limit, period in rules:
-            log = self._logs.get((name, client, scope))
+            by_client = self._logs.get(name)
+            if by_client is None:
+                by_client = self._logs[name] = {}
+            log = by_client.get((client, scope))
             if log is None:
-                log = self._logs[(name, client, scope)] = deque()
+                log = by_client[(client, scope)] = deque()
             horizon = now - period
             while log and log[0] <= horizon:
                 log.popleft()
@@ -154,5 +166,6 @@ class RateLimiter:
     def __repr__(self) -> str:
         return (
             f"<RateLimiter enabled={self.enabled} ip={self.ip_limit}/{self.ip_period:g}s "
-            f"key_default={self.key_default}/s clients={len({k[1] for k in self._logs})}>"
+            f"key_default={self.key_default}/s "
+            f"clients={len({k[0] for logs in self._logs.values() for k in logs})}>"
         )

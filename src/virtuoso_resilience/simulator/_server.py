@@ -17,7 +17,7 @@ from ..clock import Clock
 from ._auth import AuthFailure, authenticate, key_fingerprint
 from ._config import SimulatorConfig
 from ._control import handle_control
-from ._faults import Fault, FaultHandle, FaultKind, FaultSet, Plan
+from ._faults import Fault, FaultHandle, FaultKind, FaultSet, FaultSpecError, Plan
 from ._market import BybitError, MarketModel
 from ._ratelimit import RateLimiter, Verdict, Violation
 from ._routes import ROUTES, RouteContext
@@ -93,7 +93,9 @@ class Simulator:
         )
         """The seed in use (drawn at random when the config has none): replay with it."""
         self.clock: Clock = clock if clock is not None else _LoopClock()
-        self.faults = FaultSet(self.clock, random.Random(f"{self.seed}/faults"))
+        self.faults = FaultSet(
+            self.clock, random.Random(f"{self.seed}/faults"), on_remove=self._fault_removed
+        )
         """The installed faults: ``sim.faults.add("reset=0.1")``, ``sim.faults.clear()``."""
         self.market = MarketModel(
             seed=self.seed,
@@ -120,11 +122,16 @@ class Simulator:
         self._port: int | None = None
         self._closing = asyncio.Event()
         self._hanging = 0
+        self._config_faults_installed = False
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind ``config.host:config.port`` (port 0: a free one) and start answering."""
+        """Bind ``config.host:config.port`` (port 0: a free one) and start answering.
+
+        The configured ``faults`` are installed by the first start (and by
+        :meth:`reset`), not again when a stopped simulator is started again.
+        """
         if self._runner is not None:
             raise RuntimeError("simulator already started")
         self._closing = asyncio.Event()
@@ -139,8 +146,8 @@ class Simulator:
             raise
         self._runner, self._site = runner, site
         self._port = site.port
-        if self.config.faults:
-            self.faults.add(self.config.faults)
+        if not self._config_faults_installed:
+            self._install_config_faults()
 
     async def stop(self) -> None:
         """Stop answering; hanging requests are released (their connections aborted)."""
@@ -170,8 +177,16 @@ class Simulator:
         self.market.reset(self.seed)
         self._limiter.reset()
         self._counters.reset()
+        self._install_config_faults()
+
+    def _install_config_faults(self) -> None:
+        # once per start-up or reset: a restart (stop, start) must not stack them again
+        self._config_faults_installed = True
         if self.config.faults:
             self.faults.add(self.config.faults)
+
+    def _fault_removed(self, fault_id: int) -> None:
+        self._limiter.forget(f"fault#{fault_id}")  # the budget of a rate_limit fault
 
     # -- addresses ------------------------------------------------------------------
 
@@ -280,7 +295,16 @@ class Simulator:
             if params:
                 raise TypeError("inject(spec) takes no keyword parameters")
             return self.faults.add(kind)
-        fault = Fault.from_dict({"kind": FaultKind(kind).value, **params})
+        if isinstance(kind, FaultKind):
+            kind = kind.value
+        elif kind not in [k.value for k in FaultKind]:
+            raise FaultSpecError(
+                repr(kind),
+                "unknown fault kind; allowed kinds: "
+                + ", ".join(k.value for k in FaultKind)
+                + " (or a grammar string such as 'reset=0.1')",
+            )
+        fault = Fault.from_dict({"kind": kind, **params})
         return self.faults.add(fault)
 
     # -- observation -------------------------------------------------------------------
@@ -297,7 +321,10 @@ class Simulator:
 
     @property
     def violations(self) -> tuple[Violation, ...]:
-        """Every request rejected by a budget, in order."""
+        """The most recent (up to 1000) requests rejected by a budget, oldest first.
+
+        ``stats.violations_total`` and :meth:`violation_count` count them all.
+        """
         return tuple(self._counters.violations)
 
     def request_count(
@@ -313,19 +340,15 @@ class Simulator:
         return self._counters.count(path, client)
 
     def violation_count(self, path: str | None = None, *, api_key: str | None = None) -> int:
-        """Budget violations, optionally for one path and/or API key."""
+        """Budget violations (all of them), optionally for one path and/or API key."""
         client = key_fingerprint(api_key) if api_key is not None else None
-        return sum(
-            1
-            for v in self._counters.violations
-            if (path is None or v.path == path) and (client is None or v.client == client)
-        )
+        return self._counters.violation_count(path, client)
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"
         return (
             f"<Simulator {where} seed={self.seed} running={self.running} "
-            f"requests={self._counters.total} violations={len(self._counters.violations)} "
+            f"requests={self._counters.total} violations={self._counters.violations_total} "
             f"faults={len(self.faults)} hanging={self._hanging} "
             f"orders={self.market.orders_created}>"
         )
@@ -356,7 +379,7 @@ class Simulator:
         return events
 
     def _violation(self, path: str, client: str, verdict: Verdict) -> None:
-        self._counters.violations.append(
+        self._counters.record_violation(
             Violation(time.time(), client, path, verdict.rule, verdict.limit, verdict.period)
         )
 
@@ -392,7 +415,11 @@ class Simulator:
             return self._limited(verdict, now_ms, by_ip=verdict.rule == "ip")
 
         if request.method == "POST":
-            raw = await request.text()
+            try:
+                raw = (await request.read()).decode("utf-8")
+            except UnicodeDecodeError:
+                message = "params error: request body is not valid UTF-8"
+                return self._answer(10001, message, {}, now_ms)
         else:
             raw = request.rel_url.raw_query_string
         api_key: str | None = None
@@ -414,10 +441,13 @@ class Simulator:
             result = route.handler(params, ctx)
         except BybitError as error:
             response = self._answer(error.code, error.message, {}, now_ms, verdict=verdict)
+            ok = False
         else:
             response = self._answer(0, "OK", result, now_ms, verdict=verdict)
+            ok = True
 
-        after = self.faults.plan_after(path, private)
+        # lost / late responses only hit answers that booked something (retCode 0)
+        after = self.faults.plan_after(path, private, ok=ok)
         if after is not None:
             return await self._apply_after(request, after, response)
         return response
@@ -433,6 +463,10 @@ class Simulator:
                 raise BybitError(10001, "params error: request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise BybitError(10001, "params error: request body must be a JSON object")
+            for name, value in body.items():
+                # the endpoints served take scalars only; a list or object is a bad parameter
+                if isinstance(value, list | dict):
+                    raise BybitError(10001, f"params error: {name} is invalid")
             return body
         return dict(parse_qsl(raw, keep_blank_values=True))
 
