@@ -214,6 +214,58 @@ def test_wrong_types_are_rejected_and_the_old_value_kept(field: str, value: Any)
     assert getattr(config, field) == before
 
 
+FLOAT_FIELDS = [
+    name
+    for name, info in ResilienceConfiguration.model_fields.items()
+    if info.annotation is float or float in getattr(info.annotation, "__args__", ())
+]
+
+
+def test_the_float_fields_are_the_expected_ones() -> None:
+    assert set(FLOAT_FIELDS) == {
+        "default_circuit_timeout",
+        "default_base_delay",
+        "default_max_delay",
+        "default_connection_timeout",
+        "default_health_check_interval",
+        "default_call_timeout",
+        "default_rate_limit",
+        "default_retry_max_elapsed",
+    }
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+def test_float_fields_must_be_finite(field: str, value: float) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ResilienceConfiguration(**{field: value})
+    assert info.value.fields == (field,)
+    assert "finite" in str(info.value)
+    config = ResilienceConfiguration(default_call_timeout=5.0, default_rate_limit=10.0)
+    before = config.to_dict()
+    with pytest.raises(ConfigurationError) as info:
+        setattr(config, field, value)
+    assert info.value.fields == (field,)
+    assert config.to_dict() == before
+
+
+def test_infinite_values_from_a_mapping_are_rejected_naming_the_root_fields() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ResilienceConfiguration.from_mapping(
+            {
+                "default_max_delay": "inf",
+                "default_circuit_timeout": "Infinity",
+                "default_rate_limit": "nan",
+            }
+        )
+    assert set(info.value.fields) == {
+        "default_max_delay",
+        "default_circuit_timeout",
+        "default_rate_limit",
+    }
+    assert "ResilienceConfiguration.default_max_delay=inf is invalid" in str(info.value)
+
+
 def test_ints_are_accepted_for_number_fields_and_stored_as_floats() -> None:
     config = ResilienceConfiguration(default_circuit_timeout=45, default_call_timeout=3)
     assert config.default_circuit_timeout == 45.0

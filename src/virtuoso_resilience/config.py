@@ -111,15 +111,15 @@ class ResilienceConfiguration(ConfigModel):
     """Failures that open a circuit breaker."""
     default_success_threshold: Annotated[int, Field(ge=1)] = 3
     """Successful trial calls in half-open state that close it again."""
-    default_circuit_timeout: Annotated[float, Field(gt=0)] = 60.0
+    default_circuit_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
     """Seconds an open breaker waits before admitting a trial call."""
 
     # Retry policies
     default_max_retries: Annotated[int, Field(ge=0)] = 3
     """Retries after the first attempt (0: no retry)."""
-    default_base_delay: Annotated[float, Field(ge=0)] = 1.0
+    default_base_delay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
     """First backoff delay, seconds; must be <= ``default_max_delay``."""
-    default_max_delay: Annotated[float, Field(gt=0)] = 30.0
+    default_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
     """Largest backoff delay, seconds."""
 
     # Connection pooling
@@ -127,25 +127,25 @@ class ResilienceConfiguration(ConfigModel):
     """Connections per pool, all hosts together."""
     default_max_connections_per_host: Annotated[int, Field(ge=0)] = 20
     """Connections per host (0: unlimited, as in aiohttp); <= ``default_max_connections``."""
-    default_connection_timeout: Annotated[float, Field(gt=0)] = 10.0
+    default_connection_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
     """Seconds to wait for a connection."""
 
     # Health checks
-    default_health_check_interval: Annotated[float, Field(gt=0)] = 60.0
+    default_health_check_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
     """Seconds between two runs of a health check."""
     enable_health_checks: bool = True
     """Run health checks in the background."""
 
     # Optional pipeline stages: None = off
-    default_call_timeout: Annotated[float | None, Field(gt=0)] = None
+    default_call_timeout: Annotated[float | None, Field(gt=0, allow_inf_nan=False)] = None
     """Per-attempt time limit, seconds."""
     default_max_concurrent: Annotated[int | None, Field(ge=1)] = None
     """Bulkhead: calls allowed at once."""
-    default_rate_limit: Annotated[float | None, Field(gt=0)] = None
+    default_rate_limit: Annotated[float | None, Field(gt=0, allow_inf_nan=False)] = None
     """Rate limit: calls per second."""
     default_rate_limit_burst: Annotated[int | None, Field(ge=1)] = None
     """Rate limit: calls allowed in a burst (needs ``default_rate_limit``)."""
-    default_retry_max_elapsed: Annotated[float | None, Field(gt=0)] = None
+    default_retry_max_elapsed: Annotated[float | None, Field(gt=0, allow_inf_nan=False)] = None
     """Retry time budget: seconds after which no new attempt starts."""
 
     _cross_rules: ClassVar[tuple[_CrossRule, ...]] = (

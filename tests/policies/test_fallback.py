@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 from typing import Any
 
 import ccxt
@@ -13,6 +14,7 @@ from virtuoso_resilience.classify import Outcome, OutcomeKind
 from virtuoso_resilience.errors import ConfigurationError
 from virtuoso_resilience.policies.fallback import (
     DEFAULT_FALLBACK_ON,
+    DEFAULT_WRITE_FALLBACK_ON,
     Fallback,
     FallbackConfig,
     FallbackResult,
@@ -156,11 +158,26 @@ async def test_when_every_tier_fails_the_original_error_is_raised_with_notes() -
     assert info.value is original
     assert original.__cause__ is root  # the chain is left alone
     assert original.__notes__ == [
-        "fallback 'ticker': tier 'fresh_cache' failed: KeyError: 'BTC'",
-        "fallback 'ticker': tier 'stale_cache' failed: OSError: disk",
+        "fallback 'ticker': tier 'fresh_cache' failed: KeyError",
+        "fallback 'ticker': tier 'stale_cache' failed: OSError",
     ]
     snap = fallback.snapshot()
     assert (snap["primary_failures"], snap["fallbacks"], snap["failures"]) == (1, 0, 1)
+
+
+async def test_notes_never_copy_a_tier_errors_message() -> None:
+    secret = "redis://default:S3cr3tPassw0rd@cache.internal:6379"
+
+    def redis_tier(error: Exception) -> Any:
+        raise ConnectionError(f"Error connecting to {secret}")
+
+    fallback = Fallback("ticker", tiers=[("redis", redis_tier)])
+    with pytest.raises(ccxt.NetworkError) as info:
+        await fallback.call_async(raises, ccxt.NetworkError("bybit GET /v5/market/tickers"))
+    assert info.value.__notes__ == ["fallback 'ticker': tier 'redis' failed: ConnectionError"]
+    rendered = "".join(traceback.format_exception(info.value))
+    assert "S3cr3tPassw0rd" not in rendered
+    assert "tier 'redis' failed: ConnectionError" in rendered
 
 
 async def test_the_original_errors_context_is_not_replaced_by_a_tier_error() -> None:
@@ -239,6 +256,39 @@ async def test_write_calls_classify_ambiguous_failures() -> None:
         await fallback.call_async(raises, ccxt.RequestTimeout("timeout"))
     read = Fallback(value="v", on=on)
     assert await read.call_async(raises, ccxt.RequestTimeout("timeout")) == "v"
+
+
+async def test_a_write_never_answers_an_ambiguous_outcome_by_default() -> None:
+    # A timed-out order placement may have placed the order: a fallback value
+    # would hide it.
+    fallback = Fallback("orders", value={"id": None, "status": "rejected"}, write=True)
+    assert fallback.config.on is None
+    assert fallback.config.triggers == DEFAULT_WRITE_FALLBACK_ON
+    timeout = ccxt.RequestTimeout("bybit POST /v5/order/create timed out")
+    with pytest.raises(ccxt.RequestTimeout) as info:
+        await fallback.call_with_result_async(raises, timeout)
+    assert info.value is timeout
+    snap = fallback.snapshot()
+    assert (snap["passed_through"], snap["fallbacks"]) == (1, 0)
+    assert "ambiguous" not in snap["on"]
+    # Clear failures of the same write still get the fallback.
+    result = await fallback.call_with_result_async(raises, ccxt.RateLimitExceeded("429"))
+    assert (result.source, result.outcome) == ("value", OutcomeKind.RATE_LIMITED)
+    # Switching to a read at run time brings AMBIGUOUS back (a read's timeout is
+    # TRANSIENT anyway).
+    fallback.config.write = False
+    assert fallback.config.triggers == DEFAULT_FALLBACK_ON
+
+
+async def test_a_write_answers_ambiguous_outcomes_only_when_asked_explicitly() -> None:
+    explicit = Fallback(value="v", write=True, on={"ambiguous", "transient"})
+    result = await explicit.call_with_result_async(raises, ccxt.RequestTimeout("timeout"))
+    assert (result.value, result.outcome) == ("v", OutcomeKind.AMBIGUOUS)
+    # The full default set, named explicitly, is explicit too.
+    named = Fallback(value="v", write=True)
+    named.config.on = DEFAULT_FALLBACK_ON
+    assert await named.call_async(raises, ccxt.RequestTimeout("timeout")) == "v"
+    assert named.snapshot()["on"] == sorted(k.value for k in DEFAULT_FALLBACK_ON)
 
 
 async def test_exchange_overrides_reach_the_classifier() -> None:
@@ -409,15 +459,20 @@ def test_bad_on_is_rejected_and_leaves_the_old_value(on: Any) -> None:
     fallback = Fallback(value=1)
     with pytest.raises(ConfigurationError):
         fallback.config.on = on
-    assert fallback.config.on == DEFAULT_FALLBACK_ON
+    assert fallback.config.on is None
+    assert fallback.config.triggers == DEFAULT_FALLBACK_ON
 
 
 def test_default_on_is_every_failure_but_business() -> None:
-    assert FallbackConfig().on == DEFAULT_FALLBACK_ON
+    assert FallbackConfig().on is None
+    assert FallbackConfig().triggers == DEFAULT_FALLBACK_ON
+    assert FallbackConfig(write=True).triggers == DEFAULT_WRITE_FALLBACK_ON
+    assert {OutcomeKind.AMBIGUOUS} | DEFAULT_WRITE_FALLBACK_ON == DEFAULT_FALLBACK_ON
+    assert OutcomeKind.AMBIGUOUS not in DEFAULT_WRITE_FALLBACK_ON
     assert OutcomeKind.BUSINESS not in DEFAULT_FALLBACK_ON
     assert OutcomeKind.SUCCESS not in DEFAULT_FALLBACK_ON
     assert len(DEFAULT_FALLBACK_ON) == len(OutcomeKind) - 2
-    assert FallbackConfig(on=[OutcomeKind.TRANSIENT, "maintenance"]).on == {  # type: ignore[arg-type]
+    assert FallbackConfig(on=[OutcomeKind.TRANSIENT, "maintenance"]).triggers == {  # type: ignore[arg-type]
         OutcomeKind.TRANSIENT,
         OutcomeKind.MAINTENANCE,
     }

@@ -425,6 +425,93 @@ async def test_no_retry_starts_whose_backoff_would_end_after_the_deadline(
     assert policy.metrics.gave_up_on_deadline == 1
 
 
+async def test_a_slow_listener_never_pushes_the_backoff_past_the_deadline(
+    autoclock: FakeClock,
+) -> None:
+    # The backoff (4 s) fits when decided (5 + 4 <= 10), but an awaited
+    # listener (e.g. a webhook post) takes 3 s: the sleep is cut to the deadline.
+    policy = policy_on(
+        autoclock, max_elapsed=10.0, base_delay=4.0, max_delay=4.0, strategy="fixed", max_attempts=3
+    )
+    ends: list[float] = []
+
+    async def alert(event: RetryEvent) -> None:
+        await autoclock.sleep(3.0)
+
+    policy.add_listener(alert)
+
+    async def op() -> None:
+        if not ends:
+            await autoclock.sleep(5.0)
+        ends.append(autoclock.now())
+        raise transient()
+
+    with pytest.raises(ccxt.NetworkError):
+        await policy.call_async(op)
+    # attempt 1 fails at 5, the listener runs to 8, the backoff is cut to 2 s:
+    # attempt 2 starts (and fails) at 10 = the deadline, not at 12.
+    assert ends == [5.0, 10.0]
+    assert autoclock.slept == [5.0, 3.0, 2.0]
+    m = policy.metrics
+    assert m.total_backoff_seconds == 2.0
+    # After attempt 2 the planned 4 s no longer fits: given up on the deadline.
+    assert (m.retries, m.gave_up_on_deadline, m.failed_with_retry) == (1, 1, 1)
+
+
+async def test_a_listener_that_outlasts_the_deadline_means_giving_up(clock: FakeClock) -> None:
+    policy = RetryPolicy(
+        clock=clock,
+        max_elapsed=10.0,
+        base_delay=1.0,
+        jitter=NONE,
+        budget_ttl=60.0,
+        rng=random.Random(0),
+    )
+
+    async def alert(event: RetryEvent) -> None:
+        await clock.sleep(12.0)
+
+    policy.add_listener(alert)
+    op = Script(transient(), "ok")
+    task = asyncio.create_task(policy.call_async(op))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    budget = policy.budget
+    assert budget is not None and budget.withdrawals == 1
+    clock.advance(12.0)
+    with pytest.raises(ccxt.NetworkError):
+        await task
+    assert op.calls == 1  # no attempt after the deadline
+    m = policy.metrics
+    assert (m.gave_up_on_deadline, m.failed_without_retry, m.retries) == (1, 1, 0)
+    assert m.total_backoff_seconds == 0.0
+    assert (budget.withdrawals, budget.refunds) == (1, 1)  # the unused retry is given back
+    assert budget.balance == pytest.approx(60.0 + 0.2)
+
+
+async def test_a_retry_after_is_never_shortened_by_a_slow_listener(autoclock: FakeClock) -> None:
+    # The server asks for 4 s; that fits at 1 (1 + 4 <= 10), but a 6 s listener
+    # leaves 3 s: retrying before the server said would be wrong, so give up.
+    policy = policy_on(autoclock, max_elapsed=10.0, max_delay=30.0)
+
+    async def alert(event: RetryEvent) -> None:
+        await autoclock.sleep(6.0)
+
+    policy.add_listener(alert)
+    op = Script(
+        RateLimitTimeoutError("bybit", cost=1.0, max_wait=0.0, needed_wait=4.0),
+        "ok",
+        clock=autoclock,
+        takes=1.0,
+    )
+    with pytest.raises(RateLimitTimeoutError):
+        await policy.call_async(op)
+    assert op.calls == 1
+    assert autoclock.slept == [1.0, 6.0]
+    m = policy.metrics
+    assert (m.gave_up_on_retry_after, m.gave_up_on_deadline) == (1, 0)
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -438,6 +525,7 @@ async def test_no_retry_starts_whose_backoff_would_end_after_the_deadline(
     base_delay=st.floats(min_value=0.0, max_value=10.0),
     retry_afters=st.lists(st.none() | st.floats(min_value=0.0, max_value=50.0), max_size=30),
     seed=st.integers(min_value=0, max_value=1000),
+    listener_seconds=st.none() | st.floats(min_value=0.0, max_value=10.0),
 )
 def test_the_policy_never_sleeps_past_max_elapsed(
     max_elapsed: float,
@@ -447,6 +535,7 @@ def test_the_policy_never_sleeps_past_max_elapsed(
     base_delay: float,
     retry_afters: list[float | None],
     seed: int,
+    listener_seconds: float | None,
 ) -> None:
     async def scenario() -> None:
         inner = FakeClock(start=1000.0, autojump=True)
@@ -462,6 +551,13 @@ def test_the_policy_never_sleeps_past_max_elapsed(
             max_attempts=1000,
             budget_ratio=None,
         )
+        if listener_seconds is not None:
+            pause = listener_seconds
+
+            async def slow_listener(event: RetryEvent) -> None:
+                await inner.sleep(pause)  # not counted in clock.sleeps
+
+            policy.add_listener(slow_listener)
         attempt = 0
 
         async def op() -> None:
@@ -680,6 +776,59 @@ def test_lazily_deposited_calls_are_spread_over_the_time_since_the_last_deposit(
     assert budget.balance == pytest.approx(10.0 + 2000 * 10 / 3600, abs=1e-3)
 
 
+def test_a_refund_goes_back_to_the_withdrawals_slice(clock: FakeClock) -> None:
+    budget = RetryBudget(ttl=10.0, ratio=0.0, min_retries_per_second=0.1, clock=clock)
+    assert budget.balance == 1.0
+    receipt = budget.withdraw()
+    assert receipt == 0 and budget.balance == 0.0
+    clock.advance(5.0)
+    assert budget.refund(receipt) is True
+    assert budget.balance == 1.0
+    # The refund cancels the withdrawal exactly: when slice 0 leaves the
+    # window nothing is left over (credited to slice 5 it would outlive it).
+    clock.advance(5.0)
+    assert budget.balance == 1.0
+    assert [budget.try_withdraw() for _ in range(2)] == [True, False]
+
+
+def test_an_expired_withdrawal_is_not_credited_back(clock: FakeClock) -> None:
+    budget = RetryBudget(ttl=10.0, ratio=0.0, min_retries_per_second=0.1, clock=clock)
+    assert budget.try_withdraw()
+    clock.advance(25.0)  # the withdrawal has expired: the balance is whole again
+    assert budget.balance == 1.0
+    assert budget.refund() is False  # the latest withdrawal, long gone
+    assert budget.balance == 1.0
+    assert (budget.withdrawals, budget.refunds) == (1, 1)
+    assert [budget.try_withdraw() for _ in range(2)] == [True, False]
+    assert budget.withdraw() is None
+    assert budget.refund(None) is False  # a refused withdrawal: nothing to give back
+    assert RetryBudget(clock=clock).refund() is False  # nothing was ever withdrawn
+    assert budget.refunds == 1
+
+
+def test_a_budget_can_continue_the_deposit_timeline(clock: FakeClock) -> None:
+    first = RetryBudget(ttl=10.0, ratio=1.0, min_retries_per_second=0.0, clock=clock)
+    clock.advance(100.0)
+    assert first.last_deposit_at == 0.0
+    second = RetryBudget(
+        ttl=10.0,
+        ratio=1.0,
+        min_retries_per_second=0.0,
+        clock=clock,
+        last_deposit_at=first.last_deposit_at,
+    )
+    second.deposit(100)  # spread over 100 s: 10 s of them are in the window
+    assert second.balance == 10.0
+    assert second.last_deposit_at == 100.0
+    fresh = RetryBudget(ttl=10.0, ratio=1.0, min_retries_per_second=0.0, clock=clock)
+    fresh.deposit(100)  # all "since now"
+    assert fresh.balance == 100.0
+    with pytest.raises(ValueError, match="last_deposit_at"):
+        RetryBudget(clock=clock, last_deposit_at=101.0)
+    with pytest.raises(ValueError, match="last_deposit_at"):
+        RetryBudget(clock=clock, last_deposit_at=float("nan"))
+
+
 def test_budget_rejects_bad_settings(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="ttl"):
         RetryBudget(ttl=0.0, clock=clock)
@@ -762,6 +911,62 @@ async def test_an_empty_budget_gives_up_and_counts(clock: FakeClock) -> None:
     assert op.calls == 4
 
 
+async def _healthy_then_storm(
+    clock: FakeClock, policy: RetryPolicy, change: Any = None, storm: int = 200
+) -> int:
+    """10,000 healthy calls over 100 s, ``change(policy)``, then ``storm`` failing
+    calls in one instant; returns the retries the storm got."""
+
+    async def healthy() -> int:
+        return 1
+
+    for _ in range(100):
+        for _ in range(100):
+            await policy.call_async(healthy)
+        clock.advance(1.0)
+    if change is not None:
+        change(policy)
+    before = policy.retries
+    op = Script(transient())
+    for _ in range(storm):
+        with pytest.raises(ccxt.NetworkError):
+            await policy.call_async(op)
+    return policy.retries - before
+
+
+async def test_a_budget_rebuilt_at_run_time_credits_only_recent_calls(clock: FakeClock) -> None:
+    def ttl_11(policy: RetryPolicy) -> None:
+        policy.config.budget_ttl = 11.0
+
+    policy = RetryPolicy(clock=clock, base_delay=0.0, max_attempts=4, rng=random.Random(0))
+    retries = await _healthy_then_storm(clock, policy, ttl_11)
+    # Of the 10,000 calls since the last deposit only the last 11 s (1,100)
+    # count, plus the storm's 200, at 0.2 each, plus the 11-retry reserve.
+    # (Crediting all 10,000 to the current slice allowed every retry: 600.)
+    # Whole retries only, so up to one short of the exact 271.
+    assert 270 <= retries <= 0.2 * (1100 + 200) + 11.0
+    budget = policy.budget
+    assert budget is not None and budget.ttl == 11.0
+    # Just what the same storm gets without the change (with 10 s: 250).
+    other = FakeClock()
+    unchanged = RetryPolicy(clock=other, base_delay=0.0, max_attempts=4, rng=random.Random(0))
+    assert 249 <= await _healthy_then_storm(other, unchanged) <= 0.2 * (1000 + 200) + 10.0
+
+
+async def test_a_budget_switched_back_on_starts_fresh(clock: FakeClock) -> None:
+    def budget_on(policy: RetryPolicy) -> None:
+        policy.config.budget_ratio = 0.2
+
+    policy = RetryPolicy(
+        clock=clock, base_delay=0.0, max_attempts=4, budget_ratio=None, rng=random.Random(0)
+    )
+    retries = await _healthy_then_storm(clock, policy, budget_on)
+    # The calls made while the budget was off are not credited: only the
+    # storm's own calls and the reserve (the first failing call, counted while
+    # the budget was off, is not credited either).
+    assert retries == int(0.2 * 199 + 10.0)
+
+
 # --------------------------------------------------------------------- cancellation
 
 
@@ -786,6 +991,35 @@ async def test_cancellation_during_backoff_propagates_and_refunds(clock: FakeClo
     m = policy.metrics
     assert (m.calls, m.failed_without_retry, m.failed_with_retry, m.retries) == (0, 0, 0, 0)
     assert m.total_backoff_seconds == 0.0
+
+
+async def test_a_retry_cancelled_after_its_withdrawal_expired_refunds_nothing(
+    clock: FakeClock,
+) -> None:
+    # The reserve holds one retry (0.1/s * 10 s); a call earns nothing (ratio 0).
+    policy = RetryPolicy(
+        clock=clock,
+        base_delay=30.0,
+        max_delay=30.0,
+        jitter=NONE,
+        budget_ratio=0.0,
+        budget_min_retries_per_second=0.1,
+        rng=random.Random(0),
+    )
+    budget = policy.budget
+    assert budget is not None
+    task = asyncio.create_task(policy.call_async(Script(transient())))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert budget.balance == 0.0
+    clock.advance(25.0)  # the withdrawal has expired during the 30 s backoff
+    assert budget.balance == 1.0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.balance == 1.0  # not 2: the budget gains nothing
+    assert (budget.withdrawals, budget.refunds) == (1, 1)
+    assert [budget.try_withdraw() for _ in range(2)] == [True, False]
 
 
 async def test_cancellation_during_the_first_call(clock: FakeClock) -> None:

@@ -1,11 +1,16 @@
 """A Finagle-style retry budget.
 
 Retries are paid for by calls: every call deposits ``ratio`` of a retry into
-a token bucket whose contents expire after ``ttl`` seconds, every retry
+a token bucket whose contents expire after (about) ``ttl`` seconds, every retry
 withdraws one whole retry, and a fixed reserve of
 ``min_retries_per_second * ttl`` retries lets low-traffic callers retry at
 all. A failure storm therefore cannot multiply the load on a struggling
 service by more than ``1 + ratio`` (plus the reserve).
+
+Time is kept in ten slices of ``ttl / 10`` seconds: a deposit or a
+withdrawal expires when its slice leaves the window, between ``0.9 * ttl``
+and ``ttl`` seconds after it was made. The bound therefore holds per window
+to within one slice (see :class:`RetryBudget`).
 
 Arithmetic is done in integer units of 1/1000 of a retry (as Finagle does),
 so ``ratio`` has a resolution of 0.001 and sums are exact.
@@ -13,7 +18,9 @@ so ``ratio`` has a resolution of 0.001 and sums are exact.
 
 from __future__ import annotations
 
+import enum
 import math
+from typing import Final, Literal
 
 from ..clock import MONOTONIC, Clock
 
@@ -25,19 +32,40 @@ _SLICES = 10
 """The window is kept as this many slices of ``ttl / _SLICES`` seconds."""
 
 
+class _Latest(enum.Enum):
+    LATEST = "latest"
+
+
+_LATEST: Final = _Latest.LATEST
+"""``refund()`` without a receipt: the latest withdrawal."""
+
+
 class RetryBudget:
     """A token bucket of retries over a sliding window of ``ttl`` seconds.
 
     * :meth:`deposit` credits ``ratio`` retries per call;
-    * :meth:`try_withdraw` takes one retry if the balance (live deposits minus
-      live withdrawals plus the reserve) holds at least one;
-    * :meth:`refund` gives back a withdrawn retry that was not made.
+    * :meth:`withdraw` (or :meth:`try_withdraw`) takes one retry if the
+      balance (live deposits minus live withdrawals plus the reserve) holds
+      at least one;
+    * :meth:`refund` gives back a withdrawn retry that was not made, as long
+      as that withdrawal has not expired yet.
 
-    Deposits and withdrawals expire ``ttl`` seconds after they were made
-    (with a granularity of ``ttl / 10``). The reserve,
-    ``min_retries_per_second * ttl`` retries, never expires, so in any window
-    of ``ttl`` seconds at most ``ratio * calls + min_retries_per_second * ttl``
-    retries are granted.
+    Time is kept in ten slices of ``ttl / 10`` seconds. A deposit or a
+    withdrawal counts until its slice leaves the window: between
+    ``0.9 * ttl`` and ``ttl`` seconds after it was made. The reserve,
+    ``min_retries_per_second * ttl`` retries, never expires. So the bound
+    holds per window to within one slice: in any 10 consecutive slices
+    (any span of ``0.9 * ttl`` seconds) at most
+    ``ratio * calls + min_retries_per_second * ttl`` retries are granted,
+    ``calls`` being those credited in the ``ttl`` seconds before the last of
+    them; a span of a full ``ttl`` seconds can straddle 11 slices and so
+    see the retries of one more slice.
+
+    ``last_deposit_at`` (clock seconds, default now) is the time calls
+    deposited next are taken to have arrived since (see :meth:`deposit`);
+    a budget that replaces another passes the old one's
+    :attr:`last_deposit_at` so that the calls counted since are not all
+    credited to the current slice.
 
     Time comes from the injected ``clock`` (seconds). Not thread-safe: use it
     from one event loop, like every policy.
@@ -48,6 +76,7 @@ class RetryBudget:
         "_clock",
         "_deposit_units",
         "_last_deposit_at",
+        "_last_withdrawal",
         "_reserve",
         "_slice_ids",
         "_slice_seconds",
@@ -67,6 +96,7 @@ class RetryBudget:
         ratio: float = 0.2,
         min_retries_per_second: float = 1.0,
         clock: Clock = MONOTONIC,
+        last_deposit_at: float | None = None,
     ) -> None:
         if not ttl > 0 or math.isinf(ttl):
             raise ValueError(f"RetryBudget.ttl={ttl!r} must be a finite number of seconds > 0")
@@ -86,7 +116,16 @@ class RetryBudget:
         self._slice_seconds = self.ttl / _SLICES
         self._amounts = [0] * _SLICES
         self._slice_ids = [-_SLICES - 1] * _SLICES
-        self._last_deposit_at = clock.now()
+        now = clock.now()
+        if last_deposit_at is not None and not (
+            math.isfinite(last_deposit_at) and last_deposit_at <= now
+        ):
+            raise ValueError(
+                f"RetryBudget.last_deposit_at={last_deposit_at!r} must be a finite clock time "
+                f"<= now ({now!r})"
+            )
+        self._last_deposit_at = now if last_deposit_at is None else float(last_deposit_at)
+        self._last_withdrawal: int | None = None
         self.deposits = 0
         """Calls deposited so far."""
         self.withdrawals = 0
@@ -94,7 +133,8 @@ class RetryBudget:
         self.refused = 0
         """Retries refused because the budget was empty."""
         self.refunds = 0
-        """Granted retries given back unused."""
+        """Granted retries given back unused (credited back only while their
+        withdrawal had not expired)."""
 
     # ------------------------------------------------------------- internals
 
@@ -149,20 +189,52 @@ class RetryBudget:
                 self._add(slice_id, each)
         self._add(current, each + rest)
 
-    def try_withdraw(self) -> bool:
-        """Take one retry if the budget holds one; ``False`` (counted) if not."""
+    @property
+    def last_deposit_at(self) -> float:
+        """Clock time of the last :meth:`deposit` (or of the budget's creation)."""
+        return self._last_deposit_at
+
+    def withdraw(self) -> int | None:
+        """Take one retry if the budget holds one.
+
+        Returns a receipt to pass to :meth:`refund` if the retry is not made,
+        or ``None`` (counted in :attr:`refused`) when the budget is empty.
+        """
         current = self._slice_id(self._clock.now())
         if self._live_units(current) + self._reserve >= _SCALE:
             self._add(current, -_SCALE)
             self.withdrawals += 1
-            return True
+            self._last_withdrawal = current
+            return current
         self.refused += 1
-        return False
+        return None
 
-    def refund(self) -> None:
-        """Give back one retry taken by :meth:`try_withdraw` and not made."""
-        self._add(self._slice_id(self._clock.now()), _SCALE)
+    def try_withdraw(self) -> bool:
+        """Take one retry if the budget holds one; ``False`` (counted) if not."""
+        return self.withdraw() is not None
+
+    def refund(self, receipt: int | Literal[_Latest.LATEST] | None = _LATEST) -> bool:
+        """Give back one retry taken by :meth:`withdraw` and not made.
+
+        ``receipt`` is what :meth:`withdraw` returned; left out, the latest
+        withdrawal. The retry is credited back to the slice it was taken
+        from, so it expires when the withdrawal would have; a withdrawal
+        that has already expired is not credited (the balance already
+        stopped counting it). Either way the refund is counted in
+        :attr:`refunds`. A ``None`` receipt (a refused withdrawal) gives back
+        nothing and is not counted. Returns whether the balance was credited.
+        """
+        if receipt is _LATEST:
+            receipt = self._last_withdrawal
+        if receipt is None:
+            return False  # nothing was withdrawn
         self.refunds += 1
+        current = self._slice_id(self._clock.now())
+        pos = receipt % _SLICES
+        if current - _SLICES < receipt <= current and self._slice_ids[pos] == receipt:
+            self._amounts[pos] += _SCALE
+            return True
+        return False
 
     @property
     def balance(self) -> float:

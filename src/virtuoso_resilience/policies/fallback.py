@@ -5,11 +5,14 @@ primary call fails: each is a fixed value or a callable (sync or async) that
 receives the primary exception. The first tier that answers wins; a tier that
 raises hands over to the next. When every tier fails, the **original** error
 is raised, with one note per failed tier (:pep:`678`, ``add_note``) naming
-the tier and its error; its ``__cause__`` and traceback are left as they were.
+the tier and the type of its error (never its message, which may hold a
+URL with a password); its ``__cause__`` and traceback are left as they were.
 
 Which failures trigger the fallback is decided by the outcome classifier:
 by default every failure except business errors (``InsufficientFunds``,
-``InvalidOrder``...), whose answer a fallback value would hide.
+``InvalidOrder``...), whose answer a fallback value would hide, and, for a
+write (``write=True``), except ``AMBIGUOUS`` outcomes (a timed-out order
+placement: the order may exist) unless ``on`` lists them explicitly.
 :class:`asyncio.CancelledError` (and any other non-``Exception``) always
 propagates and never triggers a fallback.
 """
@@ -28,7 +31,14 @@ from ..classify import DEFAULT_CLASSIFIER, Classifier, OutcomeKind
 from ..errors import ConfigurationError, FieldError
 from ._decorate import decorate
 
-__all__ = ["DEFAULT_FALLBACK_ON", "PRIMARY", "Fallback", "FallbackConfig", "FallbackResult"]
+__all__ = [
+    "DEFAULT_FALLBACK_ON",
+    "DEFAULT_WRITE_FALLBACK_ON",
+    "PRIMARY",
+    "Fallback",
+    "FallbackConfig",
+    "FallbackResult",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,7 +49,12 @@ PRIMARY: Final = "primary"
 DEFAULT_FALLBACK_ON: Final = frozenset(
     kind for kind in OutcomeKind if kind not in (OutcomeKind.SUCCESS, OutcomeKind.BUSINESS)
 )
-"""Every failure kind except :attr:`OutcomeKind.BUSINESS`."""
+"""Every failure kind except :attr:`OutcomeKind.BUSINESS`: the default ``on`` of a read."""
+
+DEFAULT_WRITE_FALLBACK_ON: Final = DEFAULT_FALLBACK_ON - {OutcomeKind.AMBIGUOUS}
+"""The default ``on`` of a write (``write=True``): :data:`DEFAULT_FALLBACK_ON`
+without :attr:`OutcomeKind.AMBIGUOUS`, so that an order that may have been
+placed is never answered by a fallback value."""
 
 _MISSING: Final[Any] = object()
 
@@ -49,18 +64,21 @@ class FallbackConfig(ConfigModel):
 
     Validated on creation and on assignment; a change made at run time
     (``fallback.config.on = frozenset({OutcomeKind.TRANSIENT})``) applies from
-    the next failure.
+    the next failure. :attr:`triggers` is the set in force.
     """
 
     name: Annotated[str, Field(min_length=1)] | None = None
     """The fallback's name; filled in by the fallback when left out."""
-    on: frozenset[OutcomeKind] = DEFAULT_FALLBACK_ON
+    on: frozenset[OutcomeKind] | None = None
     """Outcome kinds that trigger the fallback (any iterable of
     :class:`OutcomeKind` or their lower-case values is accepted). Others
-    propagate unchanged. Must not contain ``SUCCESS``."""
+    propagate unchanged. Must not contain ``SUCCESS``. ``None`` (the
+    default): :data:`DEFAULT_FALLBACK_ON` for a read,
+    :data:`DEFAULT_WRITE_FALLBACK_ON` (no ``AMBIGUOUS``) for a write."""
     write: bool = False
     """The protected call is a write (order placement): the classifier reports
-    failures after which the server may have acted as ``AMBIGUOUS``."""
+    failures after which the server may have acted as ``AMBIGUOUS``, and
+    those trigger the fallback only if ``on`` lists ``AMBIGUOUS`` explicitly."""
     exchange_id: str | None = None
     """Exchange whose error-code overrides the classifier applies."""
 
@@ -81,10 +99,17 @@ class FallbackConfig(ConfigModel):
 
     @field_validator("on")
     @classmethod
-    def _no_success(cls, value: frozenset[OutcomeKind]) -> frozenset[OutcomeKind]:
-        if OutcomeKind.SUCCESS in value:
+    def _no_success(cls, value: frozenset[OutcomeKind] | None) -> frozenset[OutcomeKind] | None:
+        if value is not None and OutcomeKind.SUCCESS in value:
             raise ValueError("SUCCESS is not a failure; use failure kinds only")
         return value
+
+    @property
+    def triggers(self) -> frozenset[OutcomeKind]:
+        """The outcome kinds that trigger the fallback now (``on`` resolved)."""
+        if self.on is not None:
+            return self.on
+        return DEFAULT_WRITE_FALLBACK_ON if self.write else DEFAULT_FALLBACK_ON
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +294,7 @@ class Fallback:
         ``except`` block, so ``error.__context__`` is left alone)."""
         cfg = self._config
         kind = self._classifier.classify(error, write=cfg.write, exchange_id=cfg.exchange_id).kind
-        if kind not in cfg.on:
+        if kind not in cfg.triggers:
             self._passed_through += 1
             raise error
         self._primary_failures += 1
@@ -292,9 +317,10 @@ class Fallback:
             return answer, tier.name, kind
         self._exhausted += 1
         for tier_name, problem in failed:
+            # The type only: a tier's message may hold secrets (a cache URL
+            # with a password, a signed query string).
             error.add_note(
-                f"fallback {self.name!r}: tier {tier_name!r} failed: "
-                f"{type(problem).__name__}: {problem}"
+                f"fallback {self.name!r}: tier {tier_name!r} failed: {type(problem).__name__}"
             )
         raise error
 
@@ -311,17 +337,19 @@ class Fallback:
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready metrics.
 
-        ``primary_failures`` counts failures that triggered the fallback,
-        ``passed_through`` those propagated because their kind is not in
-        ``on``; ``fallbacks_by_tier`` counts answers per tier and ``failures``
-        the calls where every tier failed (the original error was raised).
+        ``on`` lists the kinds that trigger the fallback now
+        (:attr:`FallbackConfig.triggers`); ``primary_failures`` counts failures
+        that triggered the fallback, ``passed_through`` those propagated
+        because their kind is not in it; ``fallbacks_by_tier`` counts answers
+        per tier and ``failures`` the calls where every tier failed (the
+        original error was raised).
         """
         by_tier = {t.name: n for t, n in zip(self._tiers, self._by_tier, strict=True)}
         return {
             "name": self.name,
             "kind": "fallback",
             "tiers": list(by_tier),
-            "on": sorted(k.value for k in self._config.on),
+            "on": sorted(k.value for k in self._config.triggers),
             "primary_successes": self._successes,
             "primary_failures": self._primary_failures,
             "passed_through": self._passed_through,

@@ -28,7 +28,7 @@ from ..config import ResilienceConfiguration
 from ._decorate import decorate
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit_breaker import CircuitBreaker, CircuitBreakerConfig
-from .fallback import Fallback
+from .fallback import Fallback, FallbackResult
 from .rate_limit import RateLimiter, RateLimiterConfig
 from .retry import RetryConfig, RetryPolicy
 from .timeout import TimeoutConfig, TimeoutPolicy
@@ -214,6 +214,39 @@ class ResiliencePipeline:
             self._failures += 1
             raise
         return result
+
+    async def call_with_result_async(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> FallbackResult[T]:
+        """Like :meth:`call_async`, but say where the value came from.
+
+        Returns a :class:`~virtuoso_resilience.policies.fallback.FallbackResult`:
+        ``source`` is ``"primary"`` when the call (through the inner layers)
+        answered, else the name of the fallback tier that answered, with the
+        primary error's type name and outcome kind. Without a fallback the
+        result is always ``FallbackResult(value, source="primary")``. Errors
+        propagate as from :meth:`call_async`; the pipeline counts the call the
+        same way.
+        """
+        entry = self._entry
+        chain = self._chain
+        fallback = self.fallback
+        self._calls += 1
+        try:
+            if fallback is not None:
+                inner = functools.partial(_through, entry, chain, fn)
+                answer: FallbackResult[T] = await fallback.call_with_result_async(
+                    inner, *args, **kwargs
+                )
+                return answer
+            if entry is None:
+                value = await fn(*args, **kwargs)
+            else:
+                value = await entry(*chain, fn, *args, **kwargs)
+        except Exception:
+            self._failures += 1
+            raise
+        return FallbackResult(value)
 
     async def call_weighted_async(
         self, cost: float, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs

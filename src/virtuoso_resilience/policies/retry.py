@@ -98,8 +98,8 @@ class RetryConfig(ConfigModel):
     """Whether the operation has side effects (an order placement): passed to the classifier,
     which then reports timeouts and dropped connections as AMBIGUOUS."""
     retry_on: frozenset[OutcomeKind] | None = Field(default=None, strict=False)
-    """Outcome kinds to retry; None: TRANSIENT and RATE_LIMITED. AMBIGUOUS is added when
-    ``idempotent`` is true."""
+    """Outcome kinds to retry; None: TRANSIENT, RATE_LIMITED and REJECTED (refused locally
+    by an open breaker or a full bulkhead). AMBIGUOUS is added when ``idempotent`` is true."""
     retry_on_result: Callable[[Any], bool] | None = None
     """Predicate on a successful result: true means "try again" (e.g. a "try later" reply)."""
     exchange_id: str | None = None
@@ -472,12 +472,14 @@ class RetryPolicy:
                 if deadline is not None and now + delay > deadline:
                     self._gave_up_deadline += 1
                     break
+            receipt: int | None = None
             if budget is not None:
                 pending = self._ok_first + self._slow_calls - self._deposited
                 if pending:
                     self._deposited += pending
                     budget.deposit(pending)
-                if not budget.try_withdraw():
+                receipt = budget.withdraw()
+                if receipt is None:
                     self._budget_exhausted += 1
                     break
             # -- back off (a cancelled backoff gives its budget token back)
@@ -492,10 +494,25 @@ class RetryPolicy:
                             config.name,
                         )
                     )
+                    if deadline is not None:
+                        # Awaited listeners take time: the sleep must still end
+                        # by the deadline (a Retry-After is never shortened).
+                        now = clock.now()
+                        if now + delay > deadline:
+                            if outcome.retry_after is None and now <= deadline:
+                                delay = deadline - now
+                            else:
+                                if now > deadline:
+                                    self._gave_up_deadline += 1
+                                else:
+                                    self._gave_up_retry_after += 1
+                                if budget is not None:
+                                    budget.refund(receipt)
+                                break
                 await clock.sleep(delay)
             except BaseException:
                 if budget is not None:
-                    budget.refund()
+                    budget.refund(receipt)
                 raise
             self._backoff_seconds += delay
             previous = delay
@@ -546,12 +563,20 @@ class RetryPolicy:
             self._budget_key = None
             return None
         key = (ratio, config.budget_ttl, config.budget_min_retries_per_second)
-        if key != self._budget_key or self._budget is None:
+        old = self._budget
+        if key != self._budget_key or old is None:
+            # The calls counted but not yet deposited arrived since the old
+            # budget's last deposit: the new budget spreads them over that
+            # time, as the old one would have. Without an old budget (the
+            # first one, or the budget was off) they are dropped.
+            if old is None:
+                self._deposited = self._ok_first + self._slow_calls
             self._budget = RetryBudget(
                 ratio=ratio,
                 ttl=config.budget_ttl,
                 min_retries_per_second=config.budget_min_retries_per_second,
                 clock=self._clock,
+                last_deposit_at=None if old is None else old.last_deposit_at,
             )
             self._budget_key = key
         return self._budget
