@@ -36,6 +36,11 @@ DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 
+# Outcomes of one request in the recent window.
+_OK: Final = 0
+_FAILED: Final = 1  # an exception (no response)
+_SERVER_ERROR: Final = 2  # an HTTP 5xx response
+
 
 @dataclass(frozen=True, slots=True)
 class PoolHealth:
@@ -44,7 +49,9 @@ class PoolHealth:
     ``utilisation`` is connections in use / ``max_connections`` (0.0 to 1.0),
     ``waiting`` the requests queued for a connection right now, ``error_rate``
     the share of failed requests among the most recent ones (see
-    ``PoolConfig.health_window_requests``), ``reason`` says why in words.
+    ``PoolConfig.health_window_requests``): requests that raised, plus HTTP 5xx
+    responses unless ``PoolConfig.health_count_5xx_as_errors`` is off.
+    ``reason`` says why in words.
     """
 
     status: HealthStatus
@@ -111,6 +118,7 @@ class _PoolStats:
         "response",
         "reused",
         "ring",
+        "ring_5xx",
         "ring_failures",
         "ring_len",
         "ring_pos",
@@ -140,20 +148,28 @@ class _PoolStats:
         self.ring_pos = 0
         self.ring_len = 0
         self.ring_failures = 0
+        self.ring_5xx = 0
 
     # ----------------------------------------------------------- recent window
 
-    def outcome(self, failed: int) -> None:
-        """Push one request outcome (1 failed, 0 succeeded) into the window."""
+    def outcome(self, kind: int) -> None:
+        """Push one request outcome (``_OK``, ``_FAILED``, ``_SERVER_ERROR``) into the window."""
         ring = self.ring
         pos = self.ring_pos
         size = len(ring)
         if self.ring_len == size:
-            self.ring_failures -= ring[pos]
+            old = ring[pos]
+            if old == _FAILED:
+                self.ring_failures -= 1
+            elif old == _SERVER_ERROR:
+                self.ring_5xx -= 1
         else:
             self.ring_len += 1
-        ring[pos] = failed
-        self.ring_failures += failed
+        ring[pos] = kind
+        if kind == _FAILED:
+            self.ring_failures += 1
+        elif kind == _SERVER_ERROR:
+            self.ring_5xx += 1
         pos += 1
         self.ring_pos = 0 if pos == size else pos
 
@@ -164,12 +180,19 @@ class _PoolStats:
         self.ring_pos = 0
         self.ring_len = 0
         self.ring_failures = 0
-        for failed in reversed(recent[:window]):
-            self.outcome(failed)
+        self.ring_5xx = 0
+        for kind in reversed(recent[:window]):
+            self.outcome(kind)
 
     @property
     def error_rate(self) -> float:
+        """Share of the recent requests that raised."""
         return self.ring_failures / self.ring_len if self.ring_len else 0.0
+
+    @property
+    def server_error_rate(self) -> float:
+        """Share of the recent requests answered with an HTTP 5xx."""
+        return self.ring_5xx / self.ring_len if self.ring_len else 0.0
 
     # ------------------------------------------------------------------ views
 
@@ -193,6 +216,7 @@ class _PoolStats:
                 "responses": {f"{i}xx": self.statuses[i] for i in range(1, 6)},
                 "recent_window": self.ring_len,
                 "recent_error_rate": self.error_rate,
+                "recent_5xx_rate": self.server_error_rate,
             },
             "wait_seconds": self.wait.as_dict(),
             "response_seconds": self.response.as_dict(),
@@ -215,7 +239,9 @@ def judge_health(
     """Apply ``config``'s health thresholds to ``stats``."""
     utilisation = min(1.0, stats.in_use / max_connections) if max_connections else 0.0
     waiting = stats.waiting
-    error_rate = stats.error_rate
+    count_5xx = config.health_count_5xx_as_errors
+    errors = stats.ring_failures + (stats.ring_5xx if count_5xx else 0)
+    error_rate = errors / stats.ring_len if stats.ring_len else 0.0
     if closed:
         return PoolHealth("unhealthy", utilisation, waiting, error_rate, "pool is closed")
     judged = stats.ring_len >= config.health_min_requests
@@ -225,16 +251,16 @@ def judge_health(
     last = stats.last_exhausted_at
     if last is not None and window > 0 and now - last < window:
         unhealthy.append(f"pool exhausted {now - last:.1f}s ago (within {window:g}s)")
-    if judged and error_rate >= config.health_unhealthy_error_rate:
-        unhealthy.append(
-            f"error rate {error_rate:.2f} >= {config.health_unhealthy_error_rate:g} "
-            f"over the last {stats.ring_len} requests"
-        )
-    elif judged and error_rate >= config.health_degraded_error_rate:
-        degraded.append(
-            f"error rate {error_rate:.2f} >= {config.health_degraded_error_rate:g} "
-            f"over the last {stats.ring_len} requests"
-        )
+    if judged and error_rate >= config.health_degraded_error_rate:
+        unhealthy_rate = error_rate >= config.health_unhealthy_error_rate
+        if unhealthy_rate:
+            limit = config.health_unhealthy_error_rate
+        else:
+            limit = config.health_degraded_error_rate
+        text = f"error rate {error_rate:.2f} >= {limit:g} over the last {stats.ring_len} requests"
+        if count_5xx and stats.ring_5xx:
+            text += f" (exceptions {stats.error_rate:.2f}, HTTP 5xx {stats.server_error_rate:.2f})"
+        (unhealthy if unhealthy_rate else degraded).append(text)
     if utilisation >= config.health_degraded_utilisation:
         degraded.append(
             f"utilisation {utilisation:.2f} >= {config.health_degraded_utilisation:g} "

@@ -14,8 +14,9 @@ Everything that talks to one host (several ccxt exchange objects, plain
 
 Metrics come only from aiohttp's public ``TraceConfig`` signals, the
 connector's public ``socket_factory`` hook and a client middleware; the pool
-wait is bounded by ``PoolConfig.acquire_timeout`` and a request that waits
-longer fails with :class:`~virtuoso_resilience.errors.PoolExhaustedError`.
+wait is bounded by ``PoolConfig.acquire_timeout`` (read when a request starts
+to wait) and a request that waits longer fails with
+:class:`~virtuoso_resilience.errors.PoolExhaustedError`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import aiohttp
 from pydantic import Field
 
 from ._model import ConfigModel
-from ._pool_metrics import PoolHealth, _PoolStats, judge_health
+from ._pool_metrics import _FAILED, _OK, _SERVER_ERROR, PoolHealth, _PoolStats, judge_health
 from .clock import MONOTONIC, Clock
 from .errors import ConfigurationError, FieldError, PoolExhaustedError
 
@@ -55,8 +56,10 @@ class PoolConfig(ConfigModel):
 
     Times are seconds. Connection limits, timeouts and session options are
     read when the pool creates its session (first use); ``acquire_timeout``
-    and the ``health_*`` thresholds are read live, so changing them at run
-    time takes effect at once.
+    and the ``health_*`` thresholds are read live: a new ``acquire_timeout``
+    (higher or lower) applies to every request that starts waiting for a
+    connection after the change, the ``health_*`` fields to the next
+    :meth:`ConnectionPool.health`.
     """
 
     max_connections: Annotated[int, Field(ge=1)] = 50
@@ -64,9 +67,9 @@ class PoolConfig(ConfigModel):
     max_connections_per_host: Annotated[int, Field(ge=0)] = 20
     """Connections open at once to one (host, port, TLS) endpoint; 0 = no per-host limit."""
     acquire_timeout: Annotated[float, Field(gt=0)] = 5.0
-    """How long a request may wait for a free connection before PoolExhaustedError."""
+    """How long a request may wait for a free connection before PoolExhaustedError (live)."""
     connection_timeout: Annotated[float, Field(gt=0)] = 10.0
-    """Time to establish a new connection (each TCP connect attempt)."""
+    """Time to open a new connection: each TCP connect (+ TLS handshake) attempt."""
     total_timeout: Annotated[float | None, Field(gt=0)] = None
     """Whole-request limit (aiohttp ``ClientTimeout.total``); None = no overall limit."""
     read_timeout: Annotated[float | None, Field(gt=0)] = 30.0
@@ -102,6 +105,8 @@ class PoolConfig(ConfigModel):
     """The error rate is judged only once the window holds this many requests."""
     health_exhaustion_window: Annotated[float, Field(ge=0)] = 60.0
     """Unhealthy for this long after an exhaustion event; 0 = never for that reason."""
+    health_count_5xx_as_errors: bool = True
+    """Count HTTP 5xx responses as errors in the health error rate (they never raise)."""
 
     # (lower, upper, rule): lower must not exceed upper. A per-host limit of 0
     # (unlimited) never exceeds max_connections, which is at least 1.
@@ -258,13 +263,13 @@ class ConnectionPool:
         "_closed",
         "_config",
         "_exhausted",
-        "_guarded",
         "_lease",
         "_limits",
         "_loop",
         "_name",
         "_now",
         "_release_one",
+        "_responses",
         "_session",
         "_sockets",
         "_stats",
@@ -283,11 +288,11 @@ class ConnectionPool:
         self._limits: tuple[int, int] | None = None  # fixed when the session is made
         self._closed = False
         self._active_users = 0
-        # Tasks inside this pool's middleware: only those get an acquire deadline.
-        self._guarded: set[asyncio.Task[Any]] = set()
         # Tasks cancelled by an acquire deadline -> (waited, cancel count before).
         self._exhausted: dict[asyncio.Task[Any], tuple[float, int]] = {}
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        # Responses that still held their connection when their headers came in.
+        self._responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._lease = _SessionLease(self)
         self._release_one = self._connection_released
         # The config may outlive the pool (or be shared): observe it weakly.
@@ -359,14 +364,30 @@ class ConnectionPool:
         """Close the session and its connector (idempotent).
 
         Requests still running fail with :class:`aiohttp.ClientConnectionError`
-        naming the pool; requests waiting for a connection likewise.
+        naming the pool: those waiting for a connection or for their response
+        headers, and reads of a response body that had not fully arrived.
         """
         if self._closed:
             return
         self._closed = True
         session = self._session
         if session is not None and not session.closed:
+            self._fail_unfinished_bodies()
             await session.close()
+
+    def _fail_unfinished_bodies(self) -> None:
+        # Closing the connector drops each connection's body stream without
+        # telling its reader (it would wait forever): fail those reads first.
+        for response in list(self._responses):
+            if response.connection is None:
+                continue  # the body arrived in full (or was released)
+            response.content.set_exception(
+                aiohttp.ClientConnectionError(
+                    f"connection pool {self._name!r} was closed before the response body "
+                    "was read in full"
+                )
+            )
+        self._responses.clear()
 
     def health(self) -> PoolHealth:
         """Judge health now against the ``health_*`` thresholds of the config."""
@@ -456,9 +477,10 @@ class ConnectionPool:
             connector = aiohttp.TCPConnector(**options)
         timeout = aiohttp.ClientTimeout(
             total=cfg.total_timeout,
-            # aiohttp's ``connect`` covers the pool wait too: a backstop behind
-            # acquire_timeout for waits the middleware cannot see.
-            connect=cfg.acquire_timeout + cfg.connection_timeout,
+            # No ``connect``: it would cover the pool wait too, fixed at today's
+            # acquire_timeout. The pool bounds that wait itself (live), and
+            # ``sock_connect`` bounds each connect attempt.
+            connect=None,
             sock_connect=cfg.connection_timeout,
             sock_read=cfg.read_timeout,
         )
@@ -492,18 +514,13 @@ class ConnectionPool:
     async def _middleware(
         self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        task = asyncio.current_task()
-        guarded = self._guarded
-        # A request made from inside another one (same task) leaves the mark
-        # to the outer request.
-        owned = task if task is not None and task not in guarded else None
-        if owned is not None:
-            guarded.add(owned)
         try:
             return await handler(req)
         except asyncio.CancelledError:
-            if task is not None:
-                self._replace_cancellation(task)
+            task = asyncio.current_task()
+            error = self._replace_cancellation(task) if task is not None else None
+            if error is not None:
+                raise error from None
             raise
         except aiohttp.ClientConnectionError as exc:
             if self._closed:
@@ -511,26 +528,28 @@ class ConnectionPool:
                     f"connection pool {self._name!r} was closed while the request was in flight"
                 ) from exc
             raise
-        finally:
-            if owned is not None:
-                guarded.discard(owned)
 
-    def _replace_cancellation(self, task: asyncio.Task[Any]) -> None:
-        """Turn a cancellation this pool caused into the error it stands for."""
+    def _replace_cancellation(self, task: asyncio.Task[Any]) -> BaseException | None:
+        """The error a cancellation this pool caused stands for (None: a real one).
+
+        Called once per cancellation: by the middleware, or for a request that
+        bypasses it, by the request-exception trace hook.
+        """
         entry = self._exhausted.pop(task, None) if self._exhausted else None
         if entry is not None:
             waited, baseline = entry
             if task.uncancel() <= baseline:
                 max_connections, per_host = self.limits
-                raise PoolExhaustedError(self._name, max_connections, per_host, waited) from None
-            return  # somebody else cancelled the task too: stay cancelled
+                return PoolExhaustedError(self._name, max_connections, per_host, waited)
+            return None  # somebody else cancelled the task too: stay cancelled
         if self._closed and task.cancelling() == 0:
             # aiohttp cancels the futures of requests queued for a connection
             # when the connector closes; that is not a cancellation of the task.
-            raise aiohttp.ClientConnectionError(
+            return aiohttp.ClientConnectionError(
                 f"connection pool {self._name!r} was closed while the request "
                 "waited for a connection"
-            ) from None
+            )
+        return None
 
     def _acquire_deadline(self, ctx: _RequestTrace) -> None:
         ctx.deadline = None
@@ -581,7 +600,8 @@ class ConnectionPool:
         ctx.queued_at = self._now()
         task = asyncio.current_task()
         loop = self._loop
-        if task is not None and task in self._guarded and loop is not None:
+        if task is not None and loop is not None:
+            # Read now, so a changed acquire_timeout applies from the next wait.
             ctx.task = task
             ctx.cancelling = task.cancelling()
             ctx.deadline = loop.call_later(
@@ -631,14 +651,16 @@ class ConnectionPool:
         stats = self._stats
         stats.response.observe(self._now() - ctx.started)
         stats.succeeded += 1
-        stats.outcome(0)
         response = params.response
         klass = response.status // 100
         if 1 <= klass <= 5:
             stats.statuses[klass] += 1
+        stats.outcome(_SERVER_ERROR if klass == 5 else _OK)
+        connection = response.connection
+        if connection is not None:  # the body is still to come
+            self._responses.add(response)
         if ctx.acquired:
             ctx.acquired = False
-            connection = response.connection
             if connection is None:  # the body was already read: released
                 stats.in_use -= 1
             else:
@@ -657,8 +679,6 @@ class ConnectionPool:
         if ctx.deadline is not None:
             ctx.deadline.cancel()
             ctx.deadline = None
-        if ctx.task is not None and self._exhausted:
-            self._exhausted.pop(ctx.task, None)
         if ctx.queued:
             ctx.queued = False
             stats.waiting -= 1
@@ -666,15 +686,28 @@ class ConnectionPool:
             ctx.acquired = False
             stats.in_use -= 1
         queued_at, ctx.queued_at = ctx.queued_at, None
-        exc = params.exception
+        exc: BaseException = params.exception
+        replaced: BaseException | None = None
         if isinstance(exc, asyncio.CancelledError):
-            return
+            # Still a CancelledError here: the request bypassed the pool's
+            # middleware (per-request ``middlewares=``). Turn a cancellation
+            # this pool caused into its error now; raising from this hook
+            # replaces the CancelledError aiohttp is about to re-raise.
+            task = asyncio.current_task()
+            replaced = self._replace_cancellation(task) if task is not None else None
+            if replaced is None:
+                return
+            exc = replaced
+        elif ctx.task is not None and self._exhausted:
+            self._exhausted.pop(ctx.task, None)
         if queued_at is not None:
             stats.wait.observe(self._now() - queued_at)
         name = type(exc).__name__
         stats.errors[name] = stats.errors.get(name, 0) + 1
         stats.failed += 1
-        stats.outcome(1)
+        stats.outcome(_FAILED)
+        if replaced is not None:
+            raise replaced from None
 
     async def _on_dns_cache_hit(
         self, _s: aiohttp.ClientSession, _ctx: _RequestTrace, _p: object

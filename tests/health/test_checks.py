@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,10 +221,9 @@ def test_describe_error_masks_secrets_and_truncates() -> None:
         'failed {"secret": "s3cr3t", "token":"t0k"} Authorization: Bearer eyJhbGciOi'
     )
     text = describe_error(exc)
-    assert text.startswith("ConnectionError: GET https://api.bybit.com/v5/order?")
+    assert text.startswith("ConnectionError: GET https://api.bybit.com failed {")
     for secret in ("ABCDEF123", "deadbeef", "s3cr3t", "t0k", "eyJhbGciOi"):
         assert secret not in text
-    assert "symbol=BTCUSDT" in text
     long = describe_error(ValueError("x" * 1000))
     assert len(long) <= len("ValueError: ") + 200
     assert long.endswith("...")
@@ -243,3 +244,48 @@ async def test_pool_check_with_a_real_pool(clock: FakeClock) -> None:
     closed = await check.check()
     assert closed.status is S.UNHEALTHY
     assert closed.message == "pool is closed"
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        (
+            "404, message='Not Found', "
+            "url='https://discord.com/api/webhooks/1234567890/SECRET-TOKEN-abcdef'",
+            "404, message='Not Found', url='https://discord.com'",
+        ),
+        (
+            "Cannot reach https://hooks.slack.com/services/T000/B000/XXXXSECRET now",
+            "Cannot reach https://hooks.slack.com now",
+        ),
+        ("redis://:hunter2@127.0.0.1:6379/0 is down", "redis://127.0.0.1:6379 is down"),
+        ("URL('wss://user:pw@[::1]:8443/ws?listenKey=abc#x')", "URL('wss://[::1]:8443')"),
+        ("Cannot connect to host api.bybit.com:443", "Cannot connect to host api.bybit.com:443"),
+    ],
+)
+def test_describe_error_reduces_urls_to_scheme_and_host(message: str, shown: str) -> None:
+    assert describe_error(RuntimeError(message)) == f"RuntimeError: {shown}"
+
+
+async def test_secret_urls_never_reach_health_output(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from virtuoso_resilience.health import HealthService
+
+    async def ping_webhook() -> bool:
+        raise ConnectionError(
+            "POST https://discord.com/api/webhooks/1234567890/SECRET-TOKEN-abcdef failed"
+        )
+
+    service = HealthService(clock=clock)
+    service.register_health_check(
+        SimpleHealthCheck("alerts", ping_webhook, HealthCheckConfig(failure_threshold=1))
+    )
+    with caplog.at_level(logging.DEBUG, logger="virtuoso_resilience.health"):
+        report = await service.run_check("alerts")
+    assert report.result is not None
+    assert report.result.message == "ConnectionError: POST https://discord.com failed"
+    outputs = json.dumps([service.snapshot(), service.to_health_json()]) + caplog.text
+    assert "discord.com" in outputs
+    assert "SECRET" not in outputs
+    assert "1234567890" not in outputs

@@ -76,7 +76,9 @@ async def test_non_critical_failure_degrades_dependants_with_root_cause(
         "market_data": (S.DEGRADED, "network"),
         "strategy": (S.DEGRADED, "network"),
     }
-    assert service.get_overall_status() is S.UNHEALTHY
+    # No critical check failed: the service is degraded (IETF warn, HTTP 200), not failing.
+    assert service.get_overall_status() is S.DEGRADED
+    assert service.get_overall_status().http_status == 200
     assert service.root_cause() == "network"
     assert service.root_cause("strategy") == "network"
 
@@ -230,3 +232,82 @@ def test_evaluate_a_deep_chain_without_recursion() -> None:
     own[f"n{n}"] = S.UNHEALTHY
     nodes = evaluate(graph, own)
     assert nodes["n0"] == (S.DEGRADED, f"n{n}")
+
+
+# ------------------------------------------------------- the overall status
+
+
+async def test_failed_non_critical_leaf_only_degrades_the_service(
+    service: HealthService,
+) -> None:
+    add(service, "exchange", critical=True)
+    add(service, "optional_metrics_sink").value = False
+    await service.run_checks()
+    assert service.get_status("optional_metrics_sink") is S.UNHEALTHY  # its own status stays
+    overall = service.get_overall_status()
+    assert (overall, overall.ietf, overall.http_status) == (S.DEGRADED, "warn", 200)
+    assert service.root_cause() == "optional_metrics_sink"
+    body = service.to_health_json()
+    assert body["status"] == "warn"
+    assert body["checks"]["optional_metrics_sink:responseTime"][0]["status"] == "fail"
+
+
+async def test_failed_critical_check_fails_the_service(service: HealthService) -> None:
+    exchange = add(service, "exchange", critical=True)
+    add(service, "optional_metrics_sink").value = False
+    exchange.value = False
+    await service.run_checks()
+    overall = service.get_overall_status()
+    assert (overall, overall.ietf, overall.http_status) == (S.CRITICAL, "fail", 503)
+    assert service.root_cause() == "exchange"
+
+
+async def test_critical_through_a_dependency_counts_in_full(service: HealthService) -> None:
+    add(service, "market_data", depends_on=("exchange",))  # not critical itself
+    add(service, "exchange", critical=True).value = False
+    await service.run_checks()
+    assert service.report().checks["market_data"].critical is False
+    assert service.get_status("market_data") is S.CRITICAL
+    assert service.get_overall_status() is S.CRITICAL
+    assert service.root_cause() == "exchange"  # the first counted (market_data) names it
+
+
+async def test_a_check_reporting_critical_itself_counts_in_full(service: HealthService) -> None:
+    add(service, "disk").value = S.CRITICAL  # not configured critical, but says so
+    await service.run_checks()
+    assert service.get_overall_status() is S.CRITICAL
+
+
+async def test_overall_root_cause_prefers_the_worse_check(service: HealthService) -> None:
+    add(service, "slow_cache").value = S.DEGRADED  # registered first
+    add(service, "broken_feed").value = False
+    await service.run_checks()
+    assert service.get_overall_status() is S.DEGRADED
+    assert service.root_cause() == "broken_feed"  # UNHEALTHY beats DEGRADED for the cause
+
+
+async def test_critical_flag_changes_the_overall_status_at_once(service: HealthService) -> None:
+    sink = add(service, "sink")
+    sink.value = False
+    await service.run_checks()
+    assert service.get_overall_status() is S.DEGRADED
+    service.get_check("sink").config.critical = True
+    assert service.get_overall_status() is S.CRITICAL
+    service.get_check("sink").config.critical = False
+    assert service.get_overall_status() is S.DEGRADED
+
+
+def test_overall_status_rule_directly() -> None:
+    from virtuoso_resilience.health._graph import overall_status
+
+    assert overall_status([]) == (S.HEALTHY, None)
+    assert overall_status([((S.UNHEALTHY, "a"), False)]) == (S.DEGRADED, "a")
+    assert overall_status([((S.UNHEALTHY, "a"), True)]) == (S.UNHEALTHY, "a")
+    assert overall_status([((S.CRITICAL, "c"), False), ((S.UNHEALTHY, "a"), True)]) == (
+        S.CRITICAL,
+        "c",
+    )
+    assert overall_status([((S.UNKNOWN, "u"), False), ((S.HEALTHY, None), True)]) == (
+        S.UNKNOWN,
+        "u",
+    )

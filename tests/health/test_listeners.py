@@ -87,9 +87,9 @@ async def test_two_argument_and_sync_listeners(service: HealthService, settle: A
     assert [(c.previous, c.current, c.check, c.root_cause) for c in changes] == [
         (S.HEALTHY, S.UNKNOWN, "exchange", "exchange"),
         (S.UNKNOWN, S.HEALTHY, "market_data", None),
-        (S.HEALTHY, S.UNHEALTHY, "market_data", "market_data"),
+        (S.HEALTHY, S.DEGRADED, "market_data", "market_data"),
     ]
-    assert sync_seen == [S.UNKNOWN, S.HEALTHY, S.UNHEALTHY]
+    assert sync_seen == [S.UNKNOWN, S.HEALTHY, S.DEGRADED]
     assert all(isinstance(c.at, float) for c in changes)
 
 
@@ -106,22 +106,30 @@ async def test_listener_arity_detection(service: HealthService, settle: Any) -> 
     def varargs(*args: Any) -> None:
         got["varargs"] = args
 
+    def status_and_varargs(status: S, *args: Any) -> None:
+        got["status_and_varargs"] = (status, *args)
+
     def defaulted(status: S, change: HealthChange | None = None) -> None:
         got["defaulted"] = (status, change)
 
-    for listener in (Handler().on_change, Handler(), varargs, defaulted):
+    for listener in (Handler().on_change, Handler(), varargs, status_and_varargs, defaulted):
         service.add_status_listener(listener)
     add(service, "x")
     await settle()
     assert len(got["method"]) == 2
     assert got["callable"] == (S.UNKNOWN,)
-    assert len(got["varargs"]) == 2
+    assert got["varargs"] == (S.UNKNOWN,)  # a bare *args is one argument
+    assert got["status_and_varargs"] == (S.UNKNOWN,)
     assert isinstance(got["defaulted"][1], HealthChange)
 
     def no_args() -> None: ...
 
+    def three(status: S, change: HealthChange, extra: object) -> None: ...
+
     with pytest.raises(TypeError, match="must accept the new status"):
         service.add_status_listener(no_args)
+    with pytest.raises(TypeError, match=r"\(status\) or \(status, change\)"):
+        service.add_status_listener(three)
     with pytest.raises(TypeError, match="callable"):
         service.add_status_listener("nope")  # type: ignore[arg-type]
 
@@ -146,13 +154,16 @@ async def test_listener_errors_are_logged_and_ignored(
         x.value = False
         await service.run_check("x")
         await settle()
-    assert good == [S.UNKNOWN, S.HEALTHY, S.UNHEALTHY]
-    raised = [r for r in caplog.records if "raised; ignored" in r.getMessage()]
+    assert good == [S.UNKNOWN, S.HEALTHY, S.DEGRADED]
+    raised = [r.getMessage() for r in caplog.records if "; ignored" in r.getMessage()]
     assert len(raised) == 6  # two bad listeners x three changes
-    assert {r.exc_info[1].args[0] for r in raised if r.exc_info and r.exc_info[1]} == {
-        "async listener bug",
-        "sync listener bug",
+    assert set(raised) == {
+        "status listener test_listener_errors_are_logged_and_ignored.<locals>.bad_async "
+        "raised RuntimeError: async listener bug; ignored",
+        "status listener test_listener_errors_are_logged_and_ignored.<locals>.bad_sync "
+        "raised ValueError: sync listener bug; ignored",
     }
+    assert all(r.exc_info is None for r in caplog.records)  # no tracebacks
 
 
 async def test_hanging_listener_never_stalls_monitoring(
@@ -177,7 +188,7 @@ async def test_hanging_listener_never_stalls_monitoring(
         await settle()
     # Monitoring went on (4 runs, 4 changes seen by the good listener)...
     assert service.report().checks["x"].metrics.total_runs == 4
-    assert good == [S.UNKNOWN, S.HEALTHY, S.UNHEALTHY, S.HEALTHY, S.UNHEALTHY]
+    assert good == [S.UNKNOWN, S.HEALTHY, S.DEGRADED, S.HEALTHY, S.DEGRADED]
     # ...while the hanging one is still on its first call (listener_timeout=5).
     assert hung == [S.UNKNOWN]
     with caplog.at_level(logging.WARNING, logger="virtuoso_resilience.health"):
@@ -185,29 +196,52 @@ async def test_hanging_listener_never_stalls_monitoring(
         await settle()
     assert hung == [S.UNKNOWN, S.HEALTHY]
     assert any("timed out after 5s" in r.getMessage() for r in caplog.records)
-    await service.stop()
+    # stop() gives the queued calls up to listener_timeout, then cancels the rest.
+    clock.advance(1.0)  # t=6: the call from t=5 is cut off at t=10, the drain ends at t=11
+    await settle()
+    stopping = asyncio.create_task(service.stop())
+    await settle()
+    clock.advance(4.0)  # t=10: the next queued change is delivered during the drain
+    await settle()
+    assert hung == [S.UNKNOWN, S.HEALTHY, S.DEGRADED]
+    assert not stopping.done()
+    clock.advance(1.0)
+    await stopping
     assert "tasks=0" in repr(service)
     assert clock.sleepers == 0
 
 
-async def test_stop_cancels_pending_listener_calls(service: HealthService, settle: Any) -> None:
-    cancelled = asyncio.Event()
+async def test_stop_cuts_off_listener_calls_after_listener_timeout(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    cleanup: list[str] = []
 
     async def slow(status: S) -> None:
         try:
             await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+        finally:
+            cleanup.append("started")
+            for _ in range(5):  # cleanup that takes a few loop passes
+                await asyncio.sleep(0)
+            cleanup.append("finished")
 
     service.add_status_listener(slow)
     add(service, "x")
     await service.run_check("x")
     await settle()
-    await service.stop()
+    clock.advance(1.0)  # the first call (from t=0) is cut off at t=5, the drain at t=6
+    stopping = asyncio.create_task(service.stop())
     await settle()
-    assert cancelled.is_set()
+    assert not stopping.done()
+    clock.advance(4.0)  # the second call (HEALTHY) starts, then the drain ends
+    await settle()
+    assert not stopping.done()
+    clock.advance(1.0)
+    await stopping
+    # stop() returned after the cancelled call's cleanup, not before.
+    assert cleanup == ["started", "finished"] * 2
     assert "tasks=0" in repr(service)
+    assert clock.sleepers == 0
 
 
 async def test_remove_status_listener(service: HealthService, settle: Any) -> None:
@@ -231,3 +265,124 @@ def test_changes_without_a_running_loop_are_not_delivered() -> None:
     service.register_health_check(SimpleHealthCheck("x", lambda: True))
     assert service.get_overall_status() is S.UNKNOWN
     assert seen == []
+
+
+async def test_a_change_just_before_stop_is_delivered(service: HealthService, settle: Any) -> None:
+    seen: list[S] = []
+
+    async def on_health_change(status: S) -> None:
+        seen.append(status)
+
+    x = add(service, "exchange")
+    x.value = False
+    service.add_status_listener(on_health_change)
+    await service.run_checks()
+    await settle()
+    assert seen == [S.DEGRADED]
+    service.get_check("exchange").config.critical = True  # CRITICAL at once...
+    await service.stop()  # ...and a graceful shutdown right after
+    assert seen == [S.DEGRADED, S.CRITICAL]
+    assert "tasks=0" in repr(service)
+
+
+async def test_changes_left_undelivered_by_stop_come_with_the_next_start(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    seen: list[S] = []
+    release = asyncio.Event()
+
+    async def slow(status: S) -> None:
+        seen.append(status)
+        await release.wait()
+
+    service.add_status_listener(slow)
+    x = add(service, "x")  # UNKNOWN: the first call hangs until t=5
+    await settle()
+    await service.run_check("x")  # HEALTHY, queued
+    x.value = False
+    await service.run_check("x")  # DEGRADED, queued
+    clock.advance(1.0)
+    stopping = asyncio.create_task(service.stop())  # the drain ends at t=6
+    await settle()
+    clock.advance(4.0)  # t=5: first call cut off, HEALTHY delivered (and hangs)
+    await settle()
+    clock.advance(1.0)  # t=6: the drain is over, the HEALTHY call is cancelled
+    await stopping
+    assert seen == [S.UNKNOWN, S.HEALTHY]
+    release.set()
+    await service.start()
+    await settle()
+    assert seen == [S.UNKNOWN, S.HEALTHY, S.DEGRADED]
+
+
+async def test_stop_from_inside_a_listener(service: HealthService, settle: Any) -> None:
+    stopped: list[S] = []
+
+    async def shut_down(status: S) -> None:
+        if status is S.CRITICAL:
+            await service.stop()
+            stopped.append(status)
+
+    service.add_status_listener(shut_down)
+    x = add(service, "x", critical=True, interval=1.0)
+    await service.start()
+    await settle()
+    x.value = False
+    await service.run_check("x")
+    await settle()
+    assert stopped == [S.CRITICAL]  # no deadlock: stop() does not wait for its caller
+    assert not service.running
+
+
+async def test_decorated_one_argument_listener_gets_the_status_only(
+    service: HealthService, settle: Any
+) -> None:
+    def log_calls(fn: Any) -> Any:  # a hand-written decorator without functools.wraps
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await fn(*args, **kwargs)
+
+        return wrapper
+
+    got: list[S] = []
+
+    @log_calls
+    async def on_health_change(status: S) -> None:
+        got.append(status)
+
+    service.add_status_listener(on_health_change)
+    add(service, "x")
+    await service.run_check("x")
+    await settle()
+    assert got == [S.UNKNOWN, S.HEALTHY]
+
+
+async def test_listener_errors_never_log_secret_urls(
+    service: HealthService, settle: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiohttp
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    webhook = URL("https://discord.com/api/webhooks/1234567890/SECRET-TOKEN-abcdef")
+
+    class Alerts:
+        def __repr__(self) -> str:
+            return f"<Alerts {webhook}>"
+
+        async def __call__(self, status: S) -> None:
+            info = aiohttp.RequestInfo(webhook, "POST", CIMultiDictProxy(CIMultiDict()), webhook)
+            raise aiohttp.ClientResponseError(info, (), status=404, message="Not Found")
+
+    service.add_status_listener(Alerts())
+    with caplog.at_level(logging.DEBUG, logger="virtuoso_resilience.health"):
+        add(service, "x")
+        await settle()
+    [record] = [r for r in caplog.records if "; ignored" in r.getMessage()]
+    assert record.getMessage() == (
+        "status listener test_listener_errors_never_log_secret_urls.<locals>.Alerts raised "
+        "ClientResponseError: 404, message='Not Found', "
+        "url='https://discord.com'; ignored"
+    )
+    assert record.exc_info is None
+    assert "SECRET" not in caplog.text
+    assert "1234567890" not in caplog.text

@@ -27,6 +27,12 @@ def simple(name: str, func: Any, **config: Any) -> SimpleHealthCheck:
     return SimpleHealthCheck(name, func, HealthCheckConfig(name=name, **config))
 
 
+async def _settle(rounds: int = 40) -> None:
+    """Let ready tasks run (for tests that make their own event loops)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
 async def statuses(service: HealthService, name: str, runs: int) -> list[S]:
     seen = []
     for _ in range(runs):
@@ -52,7 +58,8 @@ async def test_unknown_until_first_run(service: HealthService, script: Any) -> N
 async def test_failure_threshold_degrades_then_fails(service: HealthService, script: Any) -> None:
     service.register_health_check(simple("x", script(False), failure_threshold=3))
     assert await statuses(service, "x", 4) == [S.DEGRADED, S.DEGRADED, S.UNHEALTHY, S.UNHEALTHY]
-    assert service.get_overall_status() is S.UNHEALTHY
+    # Not critical: the failed check only degrades the service as a whole.
+    assert service.get_overall_status() is S.DEGRADED
 
 
 async def test_flapping_never_reaches_the_threshold(service: HealthService, script: Any) -> None:
@@ -483,7 +490,7 @@ async def test_many_checks_concurrently(
     report = await joined
     assert all(count == 1 for count in calls.values())
     assert len(calls) == n
-    assert report.status is S.UNHEALTHY
+    assert report.status is S.DEGRADED  # none of them is critical
     assert sum(1 for c in report.checks.values() if c.status is S.UNHEALTHY) == n // 10
     clock.advance(29.0)
     await settle(80)
@@ -542,7 +549,9 @@ async def test_snapshot_is_json_ready(service: HealthService, script: Any) -> No
 
 
 async def test_health_json_follows_the_draft(service: HealthService, script: Any) -> None:
-    service.register_health_check(simple("exchange", script(False), failure_threshold=1))
+    service.register_health_check(
+        simple("exchange", script(False), failure_threshold=1, critical=True)
+    )
     service.register_health_check(simple("cache", script(True)))
     service.register_health_check(simple("never_run", script(True)))
     await service.run_check("exchange")
@@ -551,7 +560,7 @@ async def test_health_json_follows_the_draft(service: HealthService, script: Any
     assert body["status"] == "fail"
     assert body["version"] == "1"
     assert body["description"] == "market data"
-    assert body["output"] == "unhealthy; root cause: exchange"
+    assert body["output"] == "critical; root cause: exchange"
     assert set(body["checks"]) == {
         "exchange:responseTime",
         "cache:responseTime",
@@ -592,3 +601,134 @@ async def test_status_changes_are_logged(
     messages = [r.getMessage() for r in caplog.records]
     assert "health check 'x': unknown -> unhealthy (check returned False)" in messages
     assert sum("health check 'x'" in m for m in messages) == 1  # only transitions
+
+
+# ------------------------------------------------------- loops and cleanup
+
+
+def test_start_in_a_new_event_loop_after_the_old_one_ended(clock: FakeClock) -> None:
+    calls: list[float] = []
+
+    def check() -> bool:
+        calls.append(clock.now())
+        return True
+
+    service = HealthService(clock=clock)
+    service.register_health_check(simple("x", check, interval=10.0))
+
+    async def first_loop() -> None:
+        await service.start()
+        await _settle()
+        assert service.running
+        # The loop ends without stop() (an exception, Ctrl-C...).
+
+    asyncio.run(first_loop())
+    assert calls == [0.0]
+    assert not service.running  # its loop is gone: nothing monitors any more
+
+    async def second_loop() -> None:
+        await service.start()  # not a no-op: monitoring starts in this loop
+        await _settle()
+        assert service.running
+        assert calls == [0.0, 0.0]
+        clock.advance(10.0)
+        await _settle()
+        assert calls == [0.0, 0.0, 10.0]
+        await service.stop()
+        assert not service.running
+        assert "tasks=0" in repr(service)
+
+    asyncio.run(second_loop())
+    assert clock.sleepers == 0
+
+
+def test_start_in_another_loop_while_the_first_one_is_alive(clock: FakeClock) -> None:
+    calls: list[float] = []
+    service = HealthService(clock=clock)
+    service.register_health_check(simple("x", lambda: calls.append(clock.now()), interval=10.0))
+    old = asyncio.new_event_loop()
+    try:
+        old.run_until_complete(service.start())
+        old.run_until_complete(_settle())  # the monitor ran and sleeps in the old loop
+        assert calls == [0.0]
+        old_tasks = [t for t in asyncio.all_tasks(old) if not t.done()]
+        assert old_tasks
+
+        async def new_loop() -> None:
+            await service.start()
+            await _settle()
+            assert calls == [0.0, 0.0]
+            await service.stop()
+
+        asyncio.run(new_loop())
+        old.run_until_complete(_settle())  # the old loop cancels what it still had
+        assert all(t.cancelled() for t in old_tasks)
+    finally:
+        old.close()
+    clock.advance(100.0)
+    assert calls == [0.0, 0.0]
+    assert clock.sleepers == 0
+
+
+def test_stop_in_a_new_loop_after_the_old_one_ended(clock: FakeClock, script: Any) -> None:
+    service = HealthService(clock=clock)
+    service.register_health_check(simple("x", script(True), interval=10.0))
+    asyncio.run(service.start())
+    asyncio.run(service.stop())  # no error about futures of another loop
+    assert not service.running
+
+
+async def test_stop_waits_for_a_cancelled_checks_cleanup(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    state: list[str] = []
+
+    async def check() -> bool:
+        try:
+            await clock.sleep(100)
+        finally:
+            state.append("cleanup started")
+            for _ in range(5):  # e.g. closing a connection
+                await asyncio.sleep(0)
+            state.append("cleanup finished")
+        return True  # pragma: no cover
+
+    service.register_health_check(simple("x", check, timeout=50.0))
+    await service.start()
+    await settle()
+    await service.stop()
+    assert state == ["cleanup started", "cleanup finished"]
+    current = asyncio.current_task()
+    assert [t for t in asyncio.all_tasks() if t is not current] == []
+    assert "tasks=0" in repr(service)
+    assert clock.sleepers == 0
+
+
+async def test_stop_abandons_a_check_that_ignores_cancellation(
+    service: HealthService, clock: FakeClock, settle: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> bool:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue
+        return True
+
+    service.register_health_check(simple("stubborn", stubborn, timeout=60.0))
+    await service.start()
+    await settle()
+    try:
+        stopping = asyncio.create_task(service.stop())
+        await settle()
+        assert not stopping.done()  # waiting (up to listener_timeout=5) for the cleanup
+        with caplog.at_level(logging.WARNING, logger="virtuoso_resilience.health"):
+            clock.advance(5.0)
+            await stopping
+        assert any("ignored cancellation for 5s" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()  # let it end, whatever happened above
+        await settle()
+    assert service.report().checks["stubborn"].metrics.total_runs == 0

@@ -62,6 +62,7 @@ def test_seed_config_and_defaults() -> None:
     assert config.keepalive_timeout == 30.0
     assert config.dns_cache_ttl == 300
     assert config.total_timeout is None
+    assert config.health_count_5xx_as_errors is True
     assert PoolConfig(acquire_timeout=1).acquire_timeout == 1.0  # ints are fine for seconds
 
 
@@ -360,22 +361,81 @@ async def test_many_concurrent_requests_share_few_connections(server: LocalServe
         await pool.close()
 
 
-async def test_request_outside_the_pool_middleware_is_bounded_by_aiohttp(
-    server: LocalServer,
-) -> None:
-    # Per-request ``middlewares=()`` bypasses the pool's middleware: no acquire
-    # deadline is armed (no stray cancellation); aiohttp's connect timeout
-    # (acquire_timeout + connection_timeout) still bounds the wait.
+async def test_request_outside_the_pool_middleware_still_gives_up(server: LocalServer) -> None:
+    # Per-request ``middlewares=()`` bypasses the pool's middleware; the wait
+    # is still bounded by acquire_timeout and ends in PoolExhaustedError, not
+    # in a stray CancelledError (nor in aiohttp's ConnectionTimeoutError).
     config = PoolConfig(max_connections=1, acquire_timeout=0.1, connection_timeout=0.1)
     pool = ConnectionPool("bypass", config)
     try:
         held = asyncio.create_task(get_json(pool.session, server.url("/slow")))
         await server.wait_for("/slow", 1)
-        with pytest.raises(aiohttp.ConnectionTimeoutError):
+        with pytest.raises(PoolExhaustedError, match="'bypass' exhausted"):
             await pool.session.get(server.url("/ok"), middlewares=())
-        assert pool.metrics()["exhaustion"]["events"] == 0
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0  # the pool's cancel is undone
+        assert pool.metrics()["exhaustion"]["events"] == 1
+        assert requests(pool)["errors"] == {"PoolExhaustedError": 1}
+        assert conns(pool)["waiting"] == 0
         server.release.set()
         await held
+        assert await get_json(pool.session, server.url("/ok")) == {"ok": True}
+    finally:
+        await pool.close()
+
+
+def test_session_has_no_fixed_connect_timeout() -> None:
+    # aiohttp's ``connect`` would include the pool wait, frozen at the first
+    # acquire_timeout; each connect attempt is bounded by sock_connect.
+    async def main() -> aiohttp.ClientTimeout:
+        pool = ConnectionPool("timeouts", PoolConfig(acquire_timeout=1.0, connection_timeout=3.0))
+        try:
+            return pool.session.timeout
+        finally:
+            await pool.close()
+
+    timeout = asyncio.run(main())
+    assert (timeout.connect, timeout.sock_connect) == (None, 3.0)
+
+
+@pytest.mark.looptime
+async def test_acquire_timeout_raised_at_run_time_applies(server: LocalServer) -> None:
+    # The loop time is virtual (looptime): waits below are not real.
+    config = PoolConfig(
+        max_connections=1, acquire_timeout=0.5, connection_timeout=0.5, read_timeout=None
+    )
+    pool = ConnectionPool("live", config)
+    try:
+        session = pool.session  # the session exists before the change
+        held = asyncio.create_task(get_json(session, server.url("/slow")))
+        await server.wait_for("/slow", 1)
+        config.acquire_timeout = 30.0
+        for bypass in (False, True):
+            options: dict[str, Any] = {"middlewares": ()} if bypass else {}
+            queued = asyncio.create_task(session.get(server.url("/ok"), **options))
+            await until_waiting(pool)
+            await asyncio.sleep(10.0)  # far beyond the old 0.5 s (+ connection_timeout)
+            assert not queued.done()
+            assert conns(pool)["waiting"] == 1
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        # It gives up at the new limit, as PoolExhaustedError.
+        queued = asyncio.create_task(get_json(session, server.url("/ok")))
+        await until_waiting(pool)
+        await asyncio.sleep(29.0)
+        assert not queued.done()
+        with pytest.raises(PoolExhaustedError):
+            await queued
+        # ...and a request that gets its connection within the new limit succeeds.
+        queued = asyncio.create_task(get_json(session, server.url("/ok")))
+        await until_waiting(pool)
+        await asyncio.sleep(20.0)
+        server.release.set()
+        assert await queued == {"ok": True}
+        assert await held == {"slow": True}
+        assert pool.metrics()["exhaustion"]["events"] == 1
+        assert requests(pool)["errors"] == {"PoolExhaustedError": 1}
     finally:
         await pool.close()
 
@@ -557,6 +617,44 @@ async def test_close_while_requests_run_and_wait(
     assert leak_check.found == []
 
 
+async def test_close_while_a_response_body_is_read(
+    server: LocalServer, leak_check: LeakCheck
+) -> None:
+    pool = ConnectionPool("body", PoolConfig(**FAST))
+    session = pool.session
+    first_chunk = asyncio.Event()
+
+    async def read_body(session: aiohttp.ClientSession) -> bytes:
+        async with session.get(server.url("/stream")) as response:
+            head = await response.content.readexactly(len(b"first chunk;"))
+            first_chunk.set()
+            return head + await response.read()  # the rest never comes
+
+    reader = asyncio.create_task(read_body(session))
+    await asyncio.wait_for(first_chunk.wait(), 5)
+    assert conns(pool)["in_use"] == 1
+
+    await asyncio.wait_for(pool.close(), 5)
+
+    # A clear error instead of a read that waits forever (the 5 s only guards the test).
+    with pytest.raises(aiohttp.ClientConnectionError, match="'body' was closed before") as info:
+        await asyncio.wait_for(reader, 5)
+    assert not isinstance(info.value, asyncio.TimeoutError)
+    assert conns(pool)["in_use"] == 0
+    assert session.closed
+    with leak_check.watch():
+        del session, reader
+    assert leak_check.found == []
+
+
+async def test_close_spares_bodies_that_arrived_in_full(server: LocalServer) -> None:
+    pool = ConnectionPool("read-later", PoolConfig(**FAST))
+    response = await pool.session.get(server.url("/ok"))  # not read by the caller yet
+    assert response.connection is None  # ...but received in full with the headers
+    await pool.close()
+    assert await response.json() == {"ok": True}
+
+
 async def test_manager_close_leaves_no_unclosed_sessions_or_connectors(
     server: LocalServer, leak_check: LeakCheck
 ) -> None:
@@ -664,6 +762,58 @@ async def test_error_rate_over_recent_requests(server: LocalServer, unused_port:
         # Shrinking the window at run time keeps the most recent outcomes.
         config.health_window_requests = 2
         assert pool.metrics()["requests"]["recent_window"] == 2
+    finally:
+        await pool.close()
+
+
+async def test_5xx_responses_count_as_errors_for_health(server: LocalServer) -> None:
+    config = PoolConfig(health_window_requests=10, health_min_requests=4, **FAST)
+    pool = ConnectionPool("5xx", config)
+    try:
+        for _ in range(4):
+            async with pool.session.get(server.url("/status/503")) as response:
+                assert response.status == 503  # a response: nothing raises
+        req = requests(pool)
+        assert (req["failed"], req["recent_error_rate"], req["recent_5xx_rate"]) == (0, 0.0, 1.0)
+        health = pool.health()
+        assert (health.status, health.error_rate) == ("unhealthy", 1.0)
+        assert health.reason == (
+            "error rate 1.00 >= 0.5 over the last 4 requests (exceptions 0.00, HTTP 5xx 1.00)"
+        )
+        for _ in range(6):  # 4xx are the client's doing: never errors here
+            async with pool.session.get(server.url("/status/404")):
+                pass
+        health = pool.health()
+        assert (health.status, health.error_rate) == ("degraded", 0.4)
+        assert "(exceptions 0.00, HTTP 5xx 0.40)" in health.reason
+        config.health_count_5xx_as_errors = False  # read live
+        assert pool.health() == PoolHealth("healthy", 0.0, 0, 0.0, "within thresholds")
+        config.health_count_5xx_as_errors = True
+        config.health_window_requests = 5  # the 5 most recent: all 404
+        assert pool.health().status == "healthy"
+    finally:
+        await pool.close()
+
+
+async def test_5xx_and_exceptions_share_the_error_rate(
+    server: LocalServer, unused_port: int
+) -> None:
+    config = PoolConfig(health_window_requests=4, health_min_requests=4, **FAST)
+    pool = ConnectionPool("mixed", config)
+    try:
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await pool.session.get(f"http://127.0.0.1:{unused_port}/")
+        async with pool.session.get(server.url("/status/500")):
+            pass
+        for _ in range(2):
+            await get_json(pool.session, server.url("/ok"))
+        health = pool.health()
+        assert (health.status, health.error_rate) == ("unhealthy", 0.5)
+        assert "(exceptions 0.25, HTTP 5xx 0.25)" in health.reason
+        config.health_count_5xx_as_errors = False
+        health = pool.health()
+        assert (health.status, health.error_rate) == ("degraded", 0.25)
+        assert health.reason == "error rate 0.25 >= 0.1 over the last 4 requests"
     finally:
         await pool.close()
 

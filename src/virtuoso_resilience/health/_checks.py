@@ -285,19 +285,29 @@ _SECRET_VALUE = re.compile(
     r"sign|auth[a-z_]*|access[_-]?key|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# scheme://[userinfo@]host[:port] then path, query, fragment up to a space or quote.
+_URL = re.compile(
+    r"(?i)\b([a-z][a-z0-9+.-]*://)"  # scheme
+    r"(?:[^\s/?#@'\"<>]*@)?"  # userinfo (dropped)
+    r"([^\s/?#'\"<>\\]*)"  # host[:port]
+    r"[^\s'\"<>]*"  # path, query, fragment (dropped)
+)
 
 
 def describe_error(exc: BaseException) -> str:
     """``"<TypeName>: <message>"`` for an exception, safe to show.
 
-    Values that follow secret-looking keys (``apiKey=``, ``"secret": ``,
-    ``signature=``, ``Bearer ...``) are masked, best effort, and the text is
-    cut to 200 characters.
+    Every URL is reduced to ``scheme://host[:port]`` (no user info, path,
+    query or fragment: a webhook's path is its secret), values that follow
+    secret-looking keys (``apiKey=``, ``"secret": ``, ``signature=``,
+    ``Bearer ...``) are masked, best effort, and the text is cut to 200
+    characters.
     """
     try:
         text = str(exc)
     except Exception:  # an exception whose __str__ fails still has a type
         text = ""
+    text = _URL.sub(r"\1\2", text)
     text = _BEARER.sub(r"\1 ***", text)
     text = _SECRET_VALUE.sub(r"\1***", text)
     text = " ".join(text.split())

@@ -9,18 +9,21 @@ Rules (documented in docs/health.md):
 * a dependency that is not registered is UNKNOWN;
 * the root cause of a non-healthy check follows its worst dependency (ties:
   declaration order) for as long as that dependency is at least as bad as the
-  check's own status, down to the deepest failing check (possibly itself).
+  check's own status, down to the deepest failing check (possibly itself);
+* the *overall* status is the worst effective status of all checks, where a
+  check that is not critical counts at most as DEGRADED unless its effective
+  status is CRITICAL: only critical failures fail the service.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import ConfigurationError, FieldError
 from ._status import ServiceStatus
 
-__all__ = ["DependencyCycleError", "NodeStatus", "evaluate", "find_cycle"]
+__all__ = ["DependencyCycleError", "NodeStatus", "evaluate", "find_cycle", "overall_status"]
 
 _H = ServiceStatus.HEALTHY
 _PASSED_ON: dict[ServiceStatus, ServiceStatus] = {
@@ -33,6 +36,8 @@ _PASSED_ON: dict[ServiceStatus, ServiceStatus] = {
 
 NodeStatus = tuple[ServiceStatus, str | None]
 """(effective status, root cause)."""
+
+_CAPPED = ServiceStatus.DEGRADED  # the most a non-critical check counts for overall
 
 
 class DependencyCycleError(ConfigurationError):
@@ -131,3 +136,24 @@ def _resolve(
     if worst_dep is not None and worst_dep_status >= own:
         return (effective, done[worst_dep][1])
     return (effective, node)
+
+
+def overall_status(
+    checks: Iterable[tuple[NodeStatus, bool]],
+) -> tuple[ServiceStatus, str | None]:
+    """The service's status and its root cause from ``((status, root), critical)`` pairs.
+
+    A check that is not critical counts at most as DEGRADED, unless its
+    effective status is CRITICAL (a critical dependency failed, or it said
+    CRITICAL itself). Among equal counts the check whose own effective status
+    is worse names the root cause; then the first one (registration order).
+    """
+    overall = worst = ServiceStatus.HEALTHY
+    root: str | None = None
+    for (status, node_root), critical in checks:
+        counted = status
+        if not critical and status is not ServiceStatus.CRITICAL and status > _CAPPED:
+            counted = _CAPPED
+        if counted > overall or (counted is overall and status > worst):
+            overall, worst, root = counted, status, node_root
+    return overall, (root if overall is not ServiceStatus.HEALTHY else None)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._checks import HealthCheck, HealthCheckConfig, describe_error, to_result
-from ._graph import DependencyCycleError, NodeStatus, evaluate, find_cycle
+from ._graph import DependencyCycleError, NodeStatus, evaluate, find_cycle, overall_status
 from ._metrics import CheckMetrics, CheckMetricsSnapshot
 from ._status import CheckResult, HealthChange, ServiceStatus
 
@@ -272,22 +272,42 @@ class _ConfigObserver:
 
 
 def _wants_change(listener: StatusListener) -> bool:
+    """True when ``listener`` names a second positional parameter.
+
+    A bare ``*args`` (a decorator without :func:`functools.wraps`) counts as
+    one argument: such a listener gets the status only.
+    """
     try:
         signature = inspect.signature(listener)
     except (TypeError, ValueError):
         return False
-    positional = 0
+    positional = required = 0
+    star = False
     for param in signature.parameters.values():
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
-            return True
-        if param.kind in (
+            star = True
+        elif param.kind in (
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
             positional += 1
-    if positional == 0:
-        raise TypeError(f"status listener {listener!r} must accept the new status as an argument")
+            required += param.default is inspect.Parameter.empty
+    if positional == 0 and not star:
+        raise TypeError(
+            f"status listener {_name_of(listener)} must accept the new status as an argument"
+        )
+    if required > 2:
+        raise TypeError(
+            f"status listener {_name_of(listener)} must accept (status) or (status, change), "
+            f"not {required} required arguments"
+        )
     return positional >= 2
+
+
+def _name_of(listener: object) -> str:
+    """A listener's name for logs; never its repr (which may show secrets)."""
+    name = getattr(listener, "__qualname__", None)
+    return name if isinstance(name, str) else type(listener).__qualname__
 
 
 def _being_cancelled() -> bool:
@@ -306,6 +326,32 @@ async def _call_check(check: HealthCheck) -> CheckResult:
     if inspect.isawaitable(value):
         value = await value
     return to_result(value)
+
+
+async def _wait_all(tasks: Iterable[asyncio.Future[Any]], timer: asyncio.Future[Any]) -> list[Any]:
+    """Wait until every one of ``tasks`` is done or ``timer`` is; return those not done."""
+    pending = [t for t in tasks if not t.done()]
+    while pending and not timer.done():
+        await asyncio.wait((*pending, timer), return_when=asyncio.FIRST_COMPLETED)
+        pending = [t for t in pending if not t.done()]
+    return pending
+
+
+async def _reap(task: asyncio.Future[Any]) -> None:
+    """Cancel a helper task and let it end."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,))
+
+
+def _task_name(task: asyncio.Future[Any]) -> str:
+    return task.get_name() if isinstance(task, asyncio.Task) else type(task).__name__
+
+
+def _log_listener_error(listener: object, exc: BaseException) -> None:
+    # Type and masked message only: a traceback would repeat the raw message
+    # (an alert webhook's URL holds its token).
+    log.warning("status listener %s raised %s; ignored", _name_of(listener), describe_error(exc))
 
 
 def _positive(name: str, value: float) -> float:
@@ -327,9 +373,9 @@ class HealthService:
 
     ``clock`` supplies time and sleeping (inject a
     :class:`~virtuoso_resilience.FakeClock` in tests). ``listener_timeout``
-    (seconds) bounds each call of an async status listener;
-    ``metrics_window`` is how many recent runs the response-time statistics
-    cover.
+    (seconds) bounds each call of an async status listener, and each of the
+    two waits of :meth:`stop`; ``metrics_window`` is how many recent runs the
+    response-time statistics cover.
     """
 
     def __init__(
@@ -357,6 +403,10 @@ class HealthService:
         self._overall_root: str | None = None
         self._listeners: list[_Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Helper tasks a service task awaits (a check function's run, an async
+        # listener's call, a clock timer) -> that task.
+        self._awaited: dict[asyncio.Future[Any], asyncio.Task[Any] | None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the tasks live
         self._running = False
 
     @property
@@ -366,8 +416,13 @@ class HealthService:
 
     @property
     def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._running
+        """True between :meth:`start` and :meth:`stop`, while that event loop lives.
+
+        A service whose loop ended without :meth:`stop` is not running; the
+        next :meth:`start` (in any loop) starts monitoring again.
+        """
+        loop = self._loop
+        return self._running and loop is not None and not loop.is_closed()
 
     # ------------------------------------------------------------ registration
 
@@ -455,11 +510,14 @@ class HealthService:
         """Call ``listener`` on every change of the overall status (only on change).
 
         ``listener(status)`` gets the new :class:`ServiceStatus`; a listener
-        with a second positional parameter also gets a :class:`HealthChange`.
-        Sync and async listeners work. Calls to one listener happen in order,
-        one at a time, in their own task: each async call is cut off after
-        ``listener_timeout`` seconds, and a listener that raises is logged
-        and ignored, so a listener never stalls monitoring. Adding the same
+        that names a second positional parameter (``def f(status, change)``)
+        also gets a :class:`HealthChange`; a bare ``*args`` gets the status
+        only. Sync and async listeners work. Calls to one listener happen in
+        order, one at a time, in their own task: each async call is cut off
+        after ``listener_timeout`` seconds, and a listener that raises is
+        logged (type and masked message) and ignored. A *sync* listener runs
+        on the event loop thread and cannot be cut off: keep it quick, and do
+        slow work (HTTP alerts...) in an async listener. Adding the same
         listener twice has no effect. Returns ``listener``.
         """
         if not callable(listener):
@@ -485,32 +543,115 @@ class HealthService:
     async def start(self) -> None:
         """Start background monitoring: every check runs now, then every ``interval``.
 
-        Idempotent; may be called again after :meth:`stop`.
+        Idempotent; may be called again after :meth:`stop`, and in another
+        event loop once the previous one has ended. Listener calls left
+        undelivered by :meth:`stop` are delivered now.
         """
+        self._bind_loop()
         if self._running:
             return
         self._running = True
         for entry in self._entries.values():
             self._start_monitor(entry)
+        for slot in self._listeners:
+            if slot.pending:
+                self._start_worker(slot)
 
     async def stop(self) -> None:
-        """Stop monitoring and wait until every task the service started has ended.
+        """Stop monitoring; return once the service's tasks have ended.
 
-        Runs in progress are cancelled (nothing is recorded for them) and
-        pending listener calls are dropped. Idempotent.
+        1. Monitors and check runs in progress are cancelled (nothing is
+           recorded for a cancelled run).
+        2. Listener calls already queued (changes that happened before
+           ``stop``) are delivered, for at most ``listener_timeout`` seconds.
+        3. What is still running is cancelled, and ``stop`` waits, again for
+           at most ``listener_timeout`` seconds, for it to finish (cleanup in
+           ``finally`` blocks included). A task that ignores cancellation
+           longer is abandoned with a warning.
+
+        Queued changes whose delivery had not begun stay queued for the next
+        :meth:`start`. Both waits are on the service clock. Idempotent.
         """
+        loop = self._bind_loop()
         self._running = False
+        spared = self._callers(asyncio.current_task())  # stop() called from a check/listener
         for entry in self._entries.values():
+            for task in (entry.monitor, entry.inflight):
+                if task is not None and task not in spared:
+                    task.cancel()
             entry.monitor = entry.inflight = None
+        timer: asyncio.Task[None] | None = None
+        try:
+            workers = [
+                slot.worker
+                for slot in self._listeners
+                if slot.worker is not None and not slot.worker.done() and slot.worker not in spared
+            ]
+            if workers:
+                timer = loop.create_task(self._clock.sleep(self.listener_timeout))
+                await _wait_all(workers, timer)
+                await _reap(timer)
+                timer = None
+            leftovers = [
+                t
+                for t in (*self._tasks, *self._awaited)
+                if not t.done() and t not in spared and self._awaited.get(t) not in spared
+            ]
+            if leftovers:
+                for leftover in leftovers:
+                    leftover.cancel()
+                timer = loop.create_task(self._clock.sleep(self.listener_timeout))
+                stuck = await _wait_all(leftovers, timer)
+                if stuck:
+                    log.warning(
+                        "health service stopped; %d task(s) ignored cancellation for %gs "
+                        "and were abandoned: %s",
+                        len(stuck),
+                        self.listener_timeout,
+                        ", ".join(sorted(_task_name(t) for t in stuck)),
+                    )
+        finally:
+            if timer is not None:
+                await _reap(timer)
+
+    def _callers(self, task: asyncio.Task[Any] | None) -> set[asyncio.Future[Any]]:
+        """``task`` and the service tasks awaiting it (a check or listener calling stop()).
+
+        These are not cancelled nor waited for, and neither are their helpers.
+        """
+        chain: set[asyncio.Future[Any]] = set()
+        current: asyncio.Future[Any] | None = task
+        while current is not None and current not in chain:
+            chain.add(current)
+            current = self._awaited.get(current)
+        return chain
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop; the state of an earlier loop is dropped on a change."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._leave_loop()
+            self._loop = loop
+        return loop
+
+    def _leave_loop(self) -> None:
+        """Forget the tasks of the loop the service ran on (it ended, or is another one).
+
+        Their loop cancels them if it still runs; queued listener changes and
+        cached results are kept.
+        """
+        old = self._loop
+        tasks = [t for t in (*self._tasks, *self._awaited) if not t.done()]
+        self._tasks.clear()
+        self._awaited.clear()
+        if old is not None and not old.is_closed():
+            for task in tasks:
+                old.call_soon_threadsafe(task.cancel)
+        for entry in self._entries.values():
+            entry.monitor = entry.inflight = entry.wake = None
         for slot in self._listeners:
-            slot.pending.clear()
             slot.worker = None
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._running = False
 
     async def __aenter__(self) -> HealthService:
         await self.start()
@@ -532,8 +673,11 @@ class HealthService:
 
     def _start_monitor(self, entry: _Entry) -> None:
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # registered from another thread / outside the loop
+            return
+        if loop is not self._loop:
+            self._bind_loop()  # the loop it ran on is gone: not running any more
             return
         if entry.monitor is None or entry.monitor.done():
             entry.monitor = self._spawn(self._monitor(entry), f"health-monitor:{entry.check.name}")
@@ -555,6 +699,7 @@ class HealthService:
         return self._check_report(name, entry)
 
     async def _run(self, entry: _Entry) -> None:
+        self._bind_loop()
         task = entry.inflight
         if task is None or task.done():
             task = self._spawn(self._execute(entry), f"health-check:{entry.check.name}")
@@ -570,8 +715,11 @@ class HealthService:
         while True:
             try:
                 await self._run(entry)
-            except Exception:  # a bug in the service itself; keep monitoring
-                log.exception("health check %r: internal error", entry.check.name)
+            except Exception as exc:  # a bug in the service itself; keep monitoring
+                # No traceback: the exception may carry a check's raw text.
+                log.error(
+                    "health check %r: internal error: %s", entry.check.name, describe_error(exc)
+                )
                 entry.last_started = self._clock.now()
             await self._sleep_until_due(entry)
 
@@ -587,7 +735,7 @@ class HealthService:
                 return
             wake: asyncio.Future[None] = loop.create_future()
             entry.wake = wake
-            timer = loop.create_task(self._clock.sleep(delay))
+            timer = self._helper(self._clock.sleep(delay))
             try:
                 await asyncio.wait((timer, wake), return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -601,9 +749,8 @@ class HealthService:
         The awaitable runs as its own task, so one that ignores cancellation
         is abandoned rather than waited for.
         """
-        loop = asyncio.get_running_loop()
-        work = asyncio.ensure_future(awaitable)
-        timer = loop.create_task(self._clock.sleep(limit))
+        work = self._helper(awaitable)
+        timer = self._helper(self._clock.sleep(limit))
         try:
             await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -617,6 +764,16 @@ class HealthService:
         work.cancel()
         work.add_done_callback(_consume)
         return None
+
+    def _helper(self, awaitable: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``awaitable`` as a task the current task awaits; stop() waits for it."""
+        helper = asyncio.ensure_future(awaitable)
+        self._awaited[helper] = asyncio.current_task()
+        helper.add_done_callback(self._helper_done)
+        return helper
+
+    def _helper_done(self, helper: asyncio.Future[Any]) -> None:
+        self._awaited.pop(helper, None)
 
     async def _execute(self, entry: _Entry) -> None:
         check = entry.check
@@ -683,13 +840,10 @@ class HealthService:
 
     def _refresh(self, cause: str | None) -> None:
         own = {name: e.own_status() for name, e in self._entries.items()}
-        self._nodes = evaluate(self._graph, own)
-        overall = ServiceStatus.HEALTHY
-        root: str | None = None
-        for name in self._entries:
-            status, node_root = self._nodes[name]
-            if status > overall:
-                overall, root = status, node_root
+        nodes = self._nodes = evaluate(self._graph, own)
+        overall, root = overall_status(
+            (nodes[name], entry.check.config.critical) for name, entry in self._entries.items()
+        )
         previous = self._overall
         self._overall, self._overall_root = overall, root
         if overall is not previous:
@@ -708,13 +862,18 @@ class HealthService:
         if not self._listeners:
             return
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (set-up code): nobody could run the listeners
             return
+        if loop is not self._loop:
+            self._bind_loop()
         for slot in self._listeners:
             slot.pending.append(change)
-            if slot.worker is None or slot.worker.done():
-                slot.worker = self._spawn(self._deliver(slot), "health-listener")
+            self._start_worker(slot)
+
+    def _start_worker(self, slot: _Listener) -> None:
+        if slot.worker is None or slot.worker.done():
+            slot.worker = self._spawn(self._deliver(slot), "health-listener")
 
     async def _deliver(self, slot: _Listener) -> None:
         while slot.pending:
@@ -728,16 +887,14 @@ class HealthService:
                     done = await self._wait_for(value, self.listener_timeout)
                     if done is None:
                         log.warning(
-                            "status listener %r timed out after %gs; cut off",
-                            slot.callback,
+                            "status listener %s timed out after %gs; cut off",
+                            _name_of(slot.callback),
                             self.listener_timeout,
                         )
                     elif not done.cancelled() and (exc := done.exception()) is not None:
-                        log.warning(
-                            "status listener %r raised; ignored", slot.callback, exc_info=exc
-                        )
-            except Exception:
-                log.warning("status listener %r raised; ignored", slot.callback, exc_info=True)
+                        _log_listener_error(slot.callback, exc)
+            except Exception as exc:
+                _log_listener_error(slot.callback, exc)
         if slot.worker is asyncio.current_task():
             slot.worker = None
 
@@ -755,7 +912,13 @@ class HealthService:
         return node[0]
 
     def get_overall_status(self) -> ServiceStatus:
-        """The worst effective status of all checks (HEALTHY with none)."""
+        """The status of the whole service (HEALTHY with no checks).
+
+        The worst effective status of all checks, where a check that is not
+        critical counts at most as DEGRADED: only critical failures (critical
+        checks, and checks made CRITICAL by a critical dependency or by their
+        own CRITICAL result) fail the service.
+        """
         return self._overall
 
     def root_cause(self, name: str | None = None) -> str | None:
@@ -797,7 +960,7 @@ class HealthService:
             root_cause=self._overall_root,
             checks={name: self._check_report(name, e) for name, e in self._entries.items()},
             missing=tuple(missing),
-            running=self._running,
+            running=self.running,
             at=self._clock.now(),
             wall_time=time.time(),
         )
@@ -821,7 +984,7 @@ class HealthService:
         detail = ", ".join(f"{k}={v}" for k, v in counts.items())
         return (
             f"<HealthService status={self._overall.value} checks={len(self._entries)}"
-            f"{f' ({detail})' if detail else ''} running={self._running} "
+            f"{f' ({detail})' if detail else ''} running={self.running} "
             f"listeners={len(self._listeners)} tasks={len(self._tasks)}>"
         )
 
