@@ -21,20 +21,21 @@ def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
 
 
 def test_serve_trips_and_recovers_against_the_simulator() -> None:
-    # A short real run: a 2 s outage of the ticker endpoint at t=5 s; the
-    # breakers trip, wait their 3 s recovery timeout and close again.
+    # A short real run: a 3 s outage of the ticker endpoint at t=6 s; the
+    # breakers trip, wait their 3 s recovery timeout and close again well
+    # before the next outage at t=12 s.
     done = run_cli(
         "serve",
         "--duration",
-        "11",
+        "13",
         "--summary-interval",
         "1",
         "--poll-interval",
         "0.05",
         "--outage-every",
-        "5",
+        "6",
         "--outage-length",
-        "2",
+        "3",
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
