@@ -189,10 +189,8 @@ async def test_hanging_check_is_cut_off_at_its_timeout(
     assert cancelled.is_set()
 
 
-async def test_check_that_ignores_cancellation_is_abandoned(
-    service: HealthService, clock: FakeClock, settle: Any
-) -> None:
-    release = asyncio.Event()
+def cancellation_ignoring_check(release: asyncio.Event) -> Any:
+    """A check that swallows every cancellation until ``release`` is set."""
 
     async def stubborn() -> bool:
         while not release.is_set():
@@ -201,6 +199,16 @@ async def test_check_that_ignores_cancellation_is_abandoned(
             except asyncio.CancelledError:
                 continue
         return True
+
+    return stubborn
+
+
+async def test_check_that_ignores_cancellation_is_abandoned(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    release = asyncio.Event()
+
+    stubborn = cancellation_ignoring_check(release)
 
     service.register_health_check(simple("stubborn", stubborn, timeout=1.0, failure_threshold=1))
     run = asyncio.create_task(service.run_check("stubborn"))
@@ -709,13 +717,7 @@ async def test_stop_abandons_a_check_that_ignores_cancellation(
 ) -> None:
     release = asyncio.Event()
 
-    async def stubborn() -> bool:
-        while not release.is_set():
-            try:
-                await release.wait()
-            except asyncio.CancelledError:
-                continue
-        return True
+    stubborn = cancellation_ignoring_check(release)
 
     service.register_health_check(simple("stubborn", stubborn, timeout=60.0))
     await service.start()
