@@ -9,16 +9,64 @@ field, the value given and what is allowed, and leaves the old value in place.
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, get_args
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import ConfigurationError, FieldError
 
-__all__ = ["ConfigModel", "RuleError", "describe_field"]
+__all__ = [
+    "MAX_SECONDS",
+    "ConfigModel",
+    "Count",
+    "FiniteFloat",
+    "NonNegativeCount",
+    "NonNegativeFloat",
+    "Percent",
+    "PositiveFloat",
+    "PositiveRatio",
+    "PositiveSeconds",
+    "Ratio",
+    "RuleError",
+    "Seconds",
+    "describe_field",
+]
+
+# ----------------------------------------------------------------- shared types
+#
+# Every numeric field of every configuration object uses one of these. Strict
+# mode (see ConfigModel) already refuses bools and strings for numbers; these
+# add finiteness (no NaN, no +-inf) and the bounds. ``gt=0`` also refuses -0.0.
+# Durations are capped at MAX_SECONDS: larger values overflow C timevals in
+# sockets and timers (``OverflowError`` deep inside asyncio or aiohttp).
+
+MAX_SECONDS: float = 1e9
+"""The longest duration any configuration accepts (about 31.7 years)."""
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""Any finite number."""
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""A finite number >= 0."""
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+"""A finite number > 0 (a rate, a capacity, a weight)."""
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+"""A finite duration in seconds, 0 allowed."""
+PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+"""A finite duration in seconds, > 0."""
+Ratio = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+"""A fraction from 0 to 1 inclusive."""
+PositiveRatio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+"""A fraction above 0, up to 1."""
+Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+"""A percentage above 0, up to 100."""
+Count = Annotated[int, Field(ge=1)]
+"""A whole number >= 1."""
+NonNegativeCount = Annotated[int, Field(ge=0)]
+"""A whole number >= 0."""
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
@@ -119,12 +167,39 @@ def _to_configuration_error(
 
 class RuleError(ValueError):
     """Raise from a model validator when a rule across several fields fails,
-    with those fields' values; the :class:`ConfigurationError` names them."""
+    with those fields' values; the :class:`ConfigurationError` names them.
+
+    This is the one way to write a cross-field rule::
+
+        @model_validator(mode="after")
+        def _delays_ordered(self) -> Self:
+            if self.base_delay > self.max_delay:
+                raise RuleError(
+                    {"base_delay": self.base_delay, "max_delay": self.max_delay},
+                    "base_delay must be <= max_delay",
+                )
+            return self
+
+    It runs on creation and on every assignment; a broken rule leaves the
+    old value in place.
+    """
 
     def __init__(self, values: dict[str, object], message: str) -> None:
         self.values = values
         self.fields = tuple(values)
         super().__init__(message)
+
+
+class _Strong:
+    """A strong reference with the call shape of a weak one."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Callable[[str], None]) -> None:
+        self._target = target
+
+    def __call__(self) -> Callable[[str], None]:
+        return self._target
 
 
 class ConfigModel(BaseModel):
@@ -134,7 +209,7 @@ class ConfigModel(BaseModel):
         strict=True, validate_assignment=True, extra="forbid", use_enum_values=False
     )
 
-    _observers: list[Callable[[str], None]] = PrivateAttr(default_factory=list)
+    _observers: list[Callable[[], Callable[[str], None] | None]] = PrivateAttr(default_factory=list)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -152,16 +227,33 @@ class ConfigModel(BaseModel):
                 self.__dict__[name] = old
             raise _to_configuration_error(type(self), exc, {name: value}) from None
         if name in type(self).model_fields:
-            for observer in self._observers:
+            self._notify(name)
+
+    def _notify(self, name: str) -> None:
+        """Tell every live observer that ``name`` changed; forget dead ones."""
+        alive = []
+        for ref in self._observers:
+            observer = ref()
+            if observer is not None:
+                alive.append(ref)
                 observer(name)
+        if len(alive) != len(self._observers):
+            self._observers[:] = alive
 
     def subscribe(self, observer: Callable[[str], None]) -> None:
         """Call ``observer(field_name)`` after every accepted assignment.
 
         Policies use it to rebuild derived state (a sliding window, a bucket)
-        when their configuration changes at run time.
+        when their configuration changes at run time. A bound method is held
+        weakly, so a config shared by many policies never keeps a dropped
+        policy alive; any other callable is held strongly.
         """
-        self._observers.append(observer)
+        ref: Callable[[], Callable[[str], None] | None]
+        if hasattr(observer, "__self__") and hasattr(observer, "__func__"):
+            ref = weakref.WeakMethod(observer)
+        else:
+            ref = _Strong(observer)
+        self._observers.append(ref)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -152,8 +152,7 @@ class PoolConfig(ConfigModel):
             raise ConfigurationError(errors)
         super().__setattr__(name, value)
         for changed in self._follow_limits():
-            for observer in self._observers:
-                observer(changed)
+            self._notify(changed)
 
     def _follow_limits(self) -> list[str]:
         """A lower bound left at its default follows its limit: min(default, limit).
