@@ -1,0 +1,267 @@
+"""The one listener contract: :class:`Listeners`, an event stream's subscribers.
+
+Every component that publishes events (circuit breakers, retry policies,
+rate limiters, bulkheads, the health service, adapters) holds one
+:class:`Listeners` per event stream and calls :meth:`Listeners.emit`. The
+contract, the same everywhere:
+
+- A listener is ``listener(event)``: a plain function, or a coroutine
+  function (or any callable returning an awaitable).
+- :meth:`~Listeners.emit` never raises, never awaits and never blocks: a sync
+  listener runs inline (keep it cheap); an async listener's awaitable is
+  queued to that listener's own worker task, so it never delays or fails the
+  call that published the event.
+- Deliveries to one listener happen in order, one at a time, each for at most
+  ``timeout`` seconds; a listener still running then is cancelled and left
+  behind (a listener that ignores cancellation cannot hold up the next event).
+- A listener that raises (anything but ``KeyboardInterrupt``/``SystemExit``)
+  is logged with its name and the exception type only (messages can carry
+  secrets) and counted; the others still get the event.
+- Delivery is bounded: at most ``max_pending`` undelivered events per
+  listener; beyond that the oldest is dropped and counted.
+- With no running event loop (an event published from set-up code) an async
+  listener's event is dropped and counted; sync listeners still run.
+
+``bool(listeners)`` is the hot-path check: publish only when someone listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["ListenerStats", "Listeners", "listener_name"]
+
+log = logging.getLogger("virtuoso_resilience.events")
+
+E = TypeVar("E")
+
+Listener = Callable[[E], Any]
+
+
+def listener_name(listener: object) -> str:
+    """A listener's name for logs; never its repr (which may show secrets)."""
+    name = getattr(listener, "__qualname__", None)
+    return name if isinstance(name, str) else type(listener).__qualname__
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStats:
+    """What happened to the events of one stream (counts since creation)."""
+
+    listeners: int
+    delivered: int
+    failed: int
+    timed_out: int
+    dropped: int
+    pending: int
+
+
+class _Slot:
+    __slots__ = ("callback", "queue", "worker")
+
+    def __init__(self, callback: Callable[[Any], Any]) -> None:
+        self.callback = callback
+        self.queue: deque[Awaitable[Any]] = deque()
+        self.worker: asyncio.Task[None] | None = None
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
+
+
+class Listeners(Generic[E]):
+    """The subscribers of one event stream, delivered by the one contract.
+
+    ``owner`` names the publisher in log lines (``"circuit breaker 'bybit'"``);
+    ``timeout`` (seconds) bounds each async delivery; ``max_pending`` bounds
+    the undelivered events kept per listener.
+    """
+
+    __slots__ = (
+        "_abandoned",
+        "_delivered",
+        "_dropped",
+        "_failed",
+        "_slots",
+        "_timed_out",
+        "max_pending",
+        "owner",
+        "timeout",
+    )
+
+    def __init__(self, owner: str, *, timeout: float = 10.0, max_pending: int = 100) -> None:
+        self.owner = owner
+        self.timeout = timeout
+        self.max_pending = max_pending
+        self._slots: tuple[_Slot, ...] = ()
+        self._delivered = 0
+        self._failed = 0
+        self._timed_out = 0
+        self._dropped = 0
+        self._abandoned: set[asyncio.Task[Any]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<Listeners {self.owner} listeners={s.listeners} delivered={s.delivered} "
+            f"failed={s.failed} timed_out={s.timed_out} dropped={s.dropped} pending={s.pending}>"
+        )
+
+    # ------------------------------------------------------------ subscribers
+
+    def add(self, listener: Listener[E]) -> Listener[E]:
+        """Subscribe ``listener`` (adding it twice has no effect); returns it."""
+        if not callable(listener):
+            raise TypeError(f"{self.owner}: a listener must be callable, not {type(listener)!r}")
+        if not any(slot.callback == listener for slot in self._slots):
+            self._slots = (*self._slots, _Slot(listener))
+        return listener
+
+    def remove(self, listener: Listener[E]) -> bool:
+        """Unsubscribe ``listener``; its undelivered events are dropped.
+
+        Returns whether it was subscribed.
+        """
+        kept = tuple(s for s in self._slots if s.callback != listener)
+        removed = [s for s in self._slots if s.callback == listener]
+        self._slots = kept
+        for slot in removed:
+            self._cancel_slot(slot)
+        return bool(removed)
+
+    def clear(self) -> None:
+        """Unsubscribe every listener."""
+        slots, self._slots = self._slots, ()
+        for slot in slots:
+            self._cancel_slot(slot)
+
+    # ------------------------------------------------------------- publishing
+
+    def emit(self, event: E) -> None:
+        """Give ``event`` to every listener; never raises, never awaits."""
+        for slot in self._slots:
+            try:
+                result = slot.callback(event)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                self._failed += 1
+                self._log_failure(slot.callback, exc)
+                continue
+            if result is None or not inspect.isawaitable(result):
+                self._delivered += 1
+                continue
+            self._enqueue(slot, result)
+
+    def _enqueue(self, slot: _Slot, awaitable: Awaitable[Any]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published from set-up code: nowhere to run it
+            _discard(awaitable)
+            self._dropped += 1
+            log.warning(
+                "%s: async listener %s skipped (no running event loop)",
+                self.owner,
+                listener_name(slot.callback),
+            )
+            return
+        slot.queue.append(awaitable)
+        while len(slot.queue) > self.max_pending:
+            _discard(slot.queue.popleft())
+            self._dropped += 1
+        worker = slot.worker
+        if worker is None or worker.done() or worker.get_loop() is not loop:
+            slot.worker = loop.create_task(self._deliver(slot), name=f"{self.owner}-listener")
+
+    async def _deliver(self, slot: _Slot) -> None:
+        loop = asyncio.get_running_loop()
+        while slot.queue:
+            awaitable = slot.queue.popleft()
+            task = asyncio.ensure_future(awaitable, loop=loop)
+            try:
+                done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            if not done:
+                task.cancel()
+                self._timed_out += 1
+                self._abandoned.add(task)
+                task.add_done_callback(self._abandoned.discard)
+                log.warning(
+                    "%s: listener %s timed out after %gs; cut off",
+                    self.owner,
+                    listener_name(slot.callback),
+                    self.timeout,
+                )
+                continue
+            if task.cancelled():
+                self._failed += 1
+                continue
+            exc = task.exception()
+            if exc is None:
+                self._delivered += 1
+            else:
+                self._failed += 1
+                self._log_failure(slot.callback, exc)
+
+    def _log_failure(self, callback: object, exc: BaseException) -> None:
+        log.warning(
+            "%s: listener %s raised %s; ignored",
+            self.owner,
+            listener_name(callback),
+            type(exc).__qualname__,
+        )
+
+    def _cancel_slot(self, slot: _Slot) -> None:
+        while slot.queue:
+            _discard(slot.queue.popleft())
+            self._dropped += 1
+        if slot.worker is not None and not slot.worker.done():
+            slot.worker.cancel()
+        slot.worker = None
+
+    # --------------------------------------------------------------- shutdown
+
+    async def drain(self, within: float | None = None) -> bool:
+        """Wait until every queued event is delivered (at most ``within`` s).
+
+        Returns True when nothing is left pending. Used by ``stop()`` methods
+        so that the last changes reach their listeners.
+        """
+        workers = {s.worker for s in self._slots if s.worker is not None and not s.worker.done()}
+        if not workers:
+            return True
+        _, pending = await asyncio.wait(workers, timeout=within)
+        return not pending
+
+    def close(self) -> None:
+        """Cancel every worker and drop what is queued (listeners stay subscribed)."""
+        for slot in self._slots:
+            self._cancel_slot(slot)
+        for task in tuple(self._abandoned):
+            task.cancel()
+
+    def stats(self) -> ListenerStats:
+        """Counts since creation, and the events waiting now."""
+        return ListenerStats(
+            listeners=len(self._slots),
+            delivered=self._delivered,
+            failed=self._failed,
+            timed_out=self._timed_out,
+            dropped=self._dropped,
+            pending=sum(len(s.queue) for s in self._slots),
+        )

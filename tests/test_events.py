@@ -1,0 +1,178 @@
+"""The one listener contract (``virtuoso_resilience._events.Listeners``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from virtuoso_resilience._events import Listeners
+
+
+def test_sync_listener_runs_inline_and_in_order() -> None:
+    hub: Listeners[int] = Listeners("test")
+    seen: list[tuple[str, int]] = []
+    hub.add(lambda e: seen.append(("a", e)))
+    hub.add(lambda e: seen.append(("b", e)))
+    hub.emit(1)
+    hub.emit(2)
+    assert seen == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert hub.stats().delivered == 4
+
+
+def test_adding_twice_has_no_effect_and_remove_reports() -> None:
+    hub: Listeners[int] = Listeners("test")
+    seen: list[int] = []
+    hub.add(seen.append)
+    hub.add(seen.append)
+    hub.emit(1)
+    assert seen == [1]
+    assert hub.remove(seen.append) is True
+    assert hub.remove(seen.append) is False
+    assert not hub
+
+
+def test_raising_sync_listener_is_isolated_and_logged_without_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub: Listeners[int] = Listeners("breaker 'x'")
+    seen: list[int] = []
+
+    def bad(event: int) -> None:
+        raise RuntimeError("secret-token-123")
+
+    def worse(event: int) -> None:
+        raise GeneratorExit
+
+    hub.add(bad)
+    hub.add(worse)
+    hub.add(seen.append)
+    with caplog.at_level(logging.WARNING):
+        hub.emit(7)
+    assert seen == [7]
+    assert hub.stats().failed == 2
+    assert "bad" in caplog.text and "RuntimeError" in caplog.text
+    assert "secret-token-123" not in caplog.text
+
+
+def test_keyboard_interrupt_from_a_listener_propagates() -> None:
+    hub: Listeners[int] = Listeners("test")
+
+    def stop(event: int) -> None:
+        raise KeyboardInterrupt
+
+    hub.add(stop)
+    with pytest.raises(KeyboardInterrupt):
+        hub.emit(1)
+
+
+async def test_async_listener_never_delays_the_publisher() -> None:
+    hub: Listeners[int] = Listeners("test")
+    started = asyncio.Event()
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(event: int) -> None:
+        started.set()
+        await release.wait()
+        seen.append(event)
+
+    hub.add(slow)
+    hub.emit(1)
+    hub.emit(2)
+    assert seen == []  # emit returned before the listener ran
+    await started.wait()
+    release.set()
+    assert await hub.drain(within=5)
+    assert seen == [1, 2]
+    assert hub.stats().delivered == 2
+
+
+@pytest.mark.looptime
+async def test_hanging_listener_that_ignores_cancellation_is_cut_off() -> None:
+    hub: Listeners[int] = Listeners("test", timeout=1.0)
+    seen: list[int] = []
+
+    async def stubborn(event: int) -> None:
+        if event == 1:
+            for _ in range(3):
+                try:
+                    await asyncio.sleep(100)
+                except asyncio.CancelledError:
+                    pass  # ignores cancellation twice, then gives up
+            return
+        seen.append(event)
+
+    hub.add(stubborn)
+    hub.emit(1)
+    hub.emit(2)
+    assert await hub.drain(within=50)
+    assert seen == [2]
+    assert hub.stats().timed_out == 1
+    hub.close()
+
+
+async def test_delivery_is_bounded_oldest_dropped() -> None:
+    hub: Listeners[int] = Listeners("test", max_pending=3)
+    seen: list[int] = []
+
+    async def record(event: int) -> None:
+        seen.append(event)
+
+    hub.add(record)
+    for i in range(10):
+        hub.emit(i)
+    assert hub.stats().pending == 3
+    assert await hub.drain(within=5)
+    assert seen == [7, 8, 9]
+    assert hub.stats().dropped == 7
+
+
+async def test_raising_async_listener_is_counted() -> None:
+    hub: Listeners[int] = Listeners("test")
+
+    async def bad(event: int) -> None:
+        raise ValueError("no")
+
+    hub.add(bad)
+    hub.emit(1)
+    assert await hub.drain(within=5)
+    assert hub.stats().failed == 1
+
+
+def test_async_listener_without_a_loop_is_dropped_sync_still_runs() -> None:
+    hub: Listeners[int] = Listeners("test")
+    seen: list[int] = []
+
+    async def later(event: int) -> None:
+        seen.append(-event)
+
+    hub.add(later)
+    hub.add(seen.append)
+    hub.emit(3)
+    assert seen == [3]
+    assert hub.stats().dropped == 1
+
+
+def test_listener_must_be_callable() -> None:
+    hub: Listeners[int] = Listeners("test")
+    with pytest.raises(TypeError, match="callable"):
+        hub.add(42)  # type: ignore[arg-type]
+
+
+async def test_close_cancels_pending_and_remove_drops_queue() -> None:
+    hub: Listeners[int] = Listeners("test")
+    gate = asyncio.Event()
+
+    async def wait(event: int) -> None:
+        await gate.wait()
+
+    hub.add(wait)
+    hub.emit(1)
+    hub.emit(2)
+    await asyncio.sleep(0)
+    hub.close()
+    await asyncio.sleep(0)
+    assert hub.stats().pending == 0
+    assert repr(hub).startswith("<Listeners test listeners=1")
