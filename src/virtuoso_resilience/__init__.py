@@ -33,7 +33,6 @@ from .health import (
     HealthService,
     ServiceStatus,
     SimpleHealthCheck,
-    get_health_service,
 )
 from .policies.bulkhead import Bulkhead, BulkheadConfig
 from .policies.circuit_breaker import (
@@ -62,13 +61,14 @@ from .pools import (
     ConnectionPoolManager,
     PoolConfig,
     PoolHealth,
-    get_connection_pool,
 )
 from .registry import (
     ResilienceRegistry,
     circuit_breaker,
     default_registry,
     get_circuit_breaker,
+    get_connection_pool,
+    get_health_service,
     set_default_registry,
 )
 

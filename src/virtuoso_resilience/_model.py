@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import weakref
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
@@ -83,6 +83,8 @@ def _is_secret(name: str, info: FieldInfo | None) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Annotated:  # a shared type inside Optional[...]
+        return _type_name(get_args(annotation)[0])
     args = [a for a in get_args(annotation) if a is not type(None)]
     if args and annotation is not None and not isinstance(annotation, type):
         names = [_type_name(a) for a in args]
@@ -104,7 +106,12 @@ def _type_name(annotation: Any) -> str:
 def describe_field(info: FieldInfo) -> str:
     """What a field allows, in words: its type and its numeric bounds."""
     parts = [_type_name(info.annotation)]
-    for meta in info.metadata:
+    metadata = list(info.metadata)
+    for arg in get_args(info.annotation):  # Optional[Seconds]: the bounds are inside
+        if get_origin(arg) is Annotated:
+            for meta in get_args(arg)[1:]:
+                metadata.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+    for meta in metadata:
         if isinstance(meta, annotated_types.Ge):
             parts.append(f">= {meta.ge}")
         elif isinstance(meta, annotated_types.Gt):
@@ -219,12 +226,16 @@ class ConfigModel(BaseModel):
 
     def __setattr__(self, name: str, value: Any) -> None:
         old = self.__dict__.get(name, _MISSING)
+        was_set = name in self.__pydantic_fields_set__
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
-            # A model-level rule may fail after pydantic stored the value.
+            # A model-level rule may fail after pydantic stored the value
+            # (and marked the field as set): undo both.
             if old is not _MISSING:
                 self.__dict__[name] = old
+            if not was_set:
+                self.__pydantic_fields_set__.discard(name)
             raise _to_configuration_error(type(self), exc, {name: value}) from None
         if name in type(self).model_fields:
             self._notify(name)

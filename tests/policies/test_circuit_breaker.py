@@ -467,7 +467,7 @@ async def test_registry_snapshot_covers_what_it_owns() -> None:
     registry.circuit_breaker("b", failure_threshold=2)
     assert set(registry.snapshot()) == {"circuit_breakers"}
     registry.health  # noqa: B018 - created on first use
-    registry.pools  # noqa: B018
+    registry.connection_pool("p")
     data = registry.snapshot()
     assert set(data) == {"circuit_breakers", "connection_pools", "health"}
     assert data["circuit_breakers"]["b"]["config"]["failure_threshold"] == 2

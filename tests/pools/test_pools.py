@@ -20,9 +20,12 @@ from virtuoso_resilience.pools import (
     ConnectionPoolManager,
     PoolConfig,
     PoolHealth,
-    get_connection_pool,
 )
-from virtuoso_resilience.registry import ResilienceRegistry, set_default_registry
+from virtuoso_resilience.registry import (
+    ResilienceRegistry,
+    get_connection_pool,
+    set_default_registry,
+)
 
 if TYPE_CHECKING:
     from .conftest import LeakCheck, LocalServer, ServerFactory
@@ -99,9 +102,9 @@ def test_per_host_above_total_names_both_fields() -> None:
     with pytest.raises(ConfigurationError) as info:
         PoolConfig(max_connections=10, max_connections_per_host=20)
     message = str(info.value)
-    assert "max_connections_per_host" in message
-    assert "max_connections=10" in message
-    assert info.value.fields == ("max_connections_per_host",)
+    assert "max_connections_per_host (20) must be 0 (no per-host limit)" in message
+    assert "<= max_connections (10)" in message
+    assert info.value.fields == ("max_connections_per_host, max_connections",)
     # 0 means "no per-host limit" and is fine with any total.
     assert PoolConfig(max_connections=1, max_connections_per_host=0).max_connections == 1
 
@@ -112,8 +115,8 @@ def test_cross_field_assignment_is_rejected_before_it_lands() -> None:
     config.subscribe(seen.append)
     with pytest.raises(ConfigurationError) as info:
         config.max_connections = 10  # below max_connections_per_host=20
-    assert info.value.fields == ("max_connections",)
-    assert "max_connections_per_host=20" in str(info.value)
+    assert info.value.fields == ("max_connections_per_host, max_connections",)
+    assert "max_connections_per_host (20)" in str(info.value)
     assert config.max_connections == 50
     assert seen == []  # observers never saw the rejected value
     config.max_connections_per_host = 5
@@ -936,7 +939,7 @@ async def test_repr_shows_live_state(server: LocalServer) -> None:
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
-    from virtuoso_resilience._pool_metrics import _Histogram
+    from virtuoso_resilience.pools._trace import _Histogram
 
     histogram = _Histogram((0.1, 1.0))
     for value in (0.05, 0.1, 0.5, 1.0, 3.0):

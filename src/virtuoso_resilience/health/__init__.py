@@ -1,7 +1,7 @@
 """Health checks with a dependency graph, background monitoring and listeners.
 
-Register checks on a :class:`HealthService` (the default one is
-:func:`get_health_service`), declare what depends on what, start monitoring,
+Register checks on a :class:`HealthService` (the default registry's is
+``virtuoso_resilience.get_health_service()``), declare what depends on what, start monitoring,
 and read cached health or listen for changes of the overall status.
 """
 
@@ -22,7 +22,6 @@ from ._service import (
     HealthReport,
     HealthService,
     StatusListener,
-    get_health_service,
 )
 from ._status import CheckResult, HealthChange, ServiceStatus
 
@@ -45,5 +44,4 @@ __all__ = [
     "ServiceStatus",
     "SimpleHealthCheck",
     "StatusListener",
-    "get_health_service",
 ]

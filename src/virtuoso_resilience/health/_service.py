@@ -26,7 +26,6 @@ __all__ = [
     "HealthReport",
     "HealthService",
     "StatusListener",
-    "get_health_service",
 ]
 
 log = logging.getLogger("virtuoso_resilience.health")
@@ -987,10 +986,3 @@ class HealthService:
             f"{f' ({detail})' if detail else ''} running={self.running} "
             f"listeners={len(self._listeners)} tasks={len(self._tasks)}>"
         )
-
-
-def get_health_service() -> HealthService:
-    """The default registry's health service (created on first use)."""
-    from ..registry import default_registry
-
-    return default_registry().health
