@@ -314,11 +314,11 @@ class ResilienceRegistry:
         existing: Any = self._components.get(kind, {}).get(name)
         if existing is not None and settings:
             owner = f"{kind.removesuffix('s').replace('_', ' ')} {name!r}"
-            wanted_cls = type(existing.config)
-            defaults = self._policy_defaults(kind)
+            # The existing settings, with the asked-for ones on top, validated.
+            current = existing.config.model_dump(exclude={"name"})
             if "max_retries" in settings:
-                defaults.pop("max_attempts", None)
-            wanted = wanted_cls(**{**defaults, **settings, "name": existing.config.name})
+                current.pop("max_attempts", None)
+            wanted = type(existing.config)(**{**current, **settings, "name": existing.config.name})
             fields = ["max_attempts" if k == "max_retries" else k for k in settings]
             check_same_settings(existing.config, wanted, owner=owner, how=".config", fields=fields)
         return existing

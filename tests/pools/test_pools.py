@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ import aiohttp
 import ccxt.async_support as ccxt_async
 import pytest
 
+from virtuoso_resilience._model import MAX_SECONDS
 from virtuoso_resilience.clock import FakeClock
 from virtuoso_resilience.errors import ConfigurationError, PoolExhaustedError
 from virtuoso_resilience.pools import (
@@ -21,6 +23,7 @@ from virtuoso_resilience.pools import (
     PoolConfig,
     PoolHealth,
 )
+from virtuoso_resilience.pools._config import MAX_HEALTH_WINDOW
 from virtuoso_resilience.registry import (
     ResilienceRegistry,
     get_connection_pool,
@@ -143,6 +146,66 @@ def test_health_threshold_rules() -> None:
         PoolConfig(health_degraded_error_rate=0.6, health_unhealthy_error_rate=0.5)
     with pytest.raises(ConfigurationError, match="health_window_requests"):
         PoolConfig(health_min_requests=20, health_window_requests=10)
+
+
+TIMEOUTS = (
+    "acquire_timeout",
+    "connection_timeout",
+    "total_timeout",
+    "read_timeout",
+    "keepalive_timeout",
+)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 1e10, -0.0, True, "5"])
+@pytest.mark.parametrize("field", TIMEOUTS)
+def test_timeouts_must_be_finite_seconds(field: str, value: Any) -> None:
+    # Defect 7: inf was accepted, then every request failed with OverflowError
+    # (and keepalive_timeout=inf kept idle connections for ever).
+    with pytest.raises(ConfigurationError) as info:
+        PoolConfig(**{field: value})
+    assert info.value.fields == (field,)
+    config = PoolConfig()
+    before = getattr(config, field)
+    with pytest.raises(ConfigurationError):
+        setattr(config, field, value)
+    assert getattr(config, field) == before
+
+
+async def test_the_longest_allowed_timeouts_work(server: LocalServer) -> None:
+    longest = dict.fromkeys(TIMEOUTS, MAX_SECONDS)
+    pool = ConnectionPool("patient", PoolConfig(**longest))
+    try:
+        async with pool.get_session() as session:
+            assert await get_json(session, server.url("/ok")) == {"ok": True}
+        assert requests(pool)["failed"] == 0
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("health_window_requests", MAX_HEALTH_WINDOW + 1),  # one byte per request
+        ("dns_cache_ttl", 10**12),
+        ("max_connections", 1.5),
+        ("health_degraded_utilisation", 0.0),
+        ("health_exhaustion_window", math.inf),
+    ],
+)
+def test_hostile_sizes_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        PoolConfig(**{field: value})
+    assert info.value.fields == (field,)
+
+
+def test_a_rejected_rule_does_not_pin_a_following_bound() -> None:
+    config = PoolConfig(max_connections=10)
+    with pytest.raises(ConfigurationError):
+        config.max_connections_per_host = 11  # above max_connections
+    assert "max_connections_per_host" not in config.model_fields_set
+    config.max_connections = 100
+    assert config.max_connections_per_host == 20  # still follows its limit
 
 
 # ------------------------------------------------------------ the session
