@@ -258,6 +258,9 @@ async def test_pipeline_layers_follow_the_optional_fields() -> None:
     pipe = full.pipeline("orders", write=True, exchange_id="bybit")
     assert pipe.order == ("retry", "circuit_breaker", "bulkhead", "rate_limiter", "timeout")
     assert pipe is full.pipeline("orders")
+    assert pipe is full.pipeline("orders", write=True)
+    with pytest.raises(ConfigurationError, match="write"):
+        full.pipeline("orders", write=False)
     assert pipe.retry is full.retry_policy("orders")
     assert pipe.retry is not None and pipe.retry.config.write is True
     assert pipe.circuit_breaker is full.circuit_breaker("orders")
@@ -316,7 +319,10 @@ async def test_health_checks_follow_breakers_and_pools() -> None:
     assert report.checks["pool.api"].status is ServiceStatus.HEALTHY
     registry.remove_circuit_breaker("exchange")
     assert set(service.checks) == {"pool.api"}
+    late = registry.pools.get_pool("late")  # straight through the manager
+    assert registry.health.get_check("pool.late").pool is late  # type: ignore[attr-defined]
     await registry.aclose()
+    assert set(service.checks) == set()  # the closed pools' checks went with them
 
 
 async def test_a_users_check_of_the_same_name_is_left_alone() -> None:
@@ -443,6 +449,10 @@ def test_asking_again_with_other_settings_names_the_fields() -> None:
     with pytest.raises(TypeError, match="not both"):
         registry.retry_policy("x", virtuoso_resilience.RetryConfig(name="x"), max_retries=1)
     assert registry.pipeline("p") is registry.get(PIPELINES, "p")
+    named = registry.retry_policy("n", virtuoso_resilience.RetryConfig())
+    assert named.name == "n"  # an unnamed config takes the registry's name
+    with pytest.raises(ConfigurationError, match="must be 'm'"):
+        registry.retry_policy("m", virtuoso_resilience.RetryConfig(name="other"))
 
 
 def test_explicit_breaker_settings_win_over_the_defaults() -> None:

@@ -226,14 +226,14 @@ class ResilienceRegistry:
         if health_check is not None:
             self._health_factories[kind] = health_check
         store[name] = component
-        self._sync_health_checks()
+        self._sync_check(kind, name)
         return component
 
     def unregister(self, kind: str, name: str) -> Component:
         """Forget a component (and the health check the registry made for it)."""
         component = self.get(kind, name)
         del self._components[kind][name]
-        self._sync_health_checks()
+        self._sync_check(kind, name)
         return component
 
     def get(self, kind: str, name: str) -> Component:
@@ -365,6 +365,12 @@ class ResilienceRegistry:
             if "max_retries" in settings:
                 defaults.pop("max_attempts")
             config = RetryConfig(**{**defaults, **settings, "name": name})
+        elif config.name != name:
+            if "name" in config.model_fields_set:
+                raise ConfigurationError(
+                    [FieldError("RetryConfig", "name", config.name, f"must be {name!r}")]
+                )
+            config.name = name
         policy = RetryPolicy(config, clock=self.clock, classifier=self.classifier)
         return self.register(RETRY_POLICIES, name, policy)
 
@@ -422,8 +428,8 @@ class ResilienceRegistry:
         name: str,
         *,
         exchange_id: str | None = None,
-        write: bool = False,
-        idempotent: bool = False,
+        write: bool | None = None,
+        idempotent: bool | None = None,
     ) -> ResiliencePipeline:
         """The pipeline called ``name``, made of this registry's components of that name.
 
@@ -433,16 +439,24 @@ class ResilienceRegistry:
         ``default_call_timeout`` are set. ``exchange_id`` selects the
         classifier's per-exchange codes; ``write`` marks operations with side
         effects (an ambiguous outcome is then retried only if ``idempotent``).
+        Asking again returns the same pipeline; options that differ from the
+        first request's are an error naming them.
         """
+        cfg = self._config
+        breaker_settings: dict[str, Any] = {}
+        retry_settings: dict[str, Any] = {}
+        if exchange_id is not None:
+            breaker_settings["exchange_id"] = retry_settings["exchange_id"] = exchange_id
+        if write is not None:
+            retry_settings["write"] = write
+        if idempotent is not None:
+            retry_settings["idempotent"] = idempotent
+        # Getting the parts first checks the options against existing ones.
+        breaker = self.circuit_breaker(name, **breaker_settings)
+        retry = self.retry_policy(name, **retry_settings) if cfg.default_max_retries > 0 else None
         existing = self._components.get(PIPELINES, {}).get(name)
         if existing is not None:
             return cast("ResiliencePipeline", existing)
-        cfg = self._config
-        extra: dict[str, Any] = {} if exchange_id is None else {"exchange_id": exchange_id}
-        breaker = self.circuit_breaker(name, **extra)
-        retry = None
-        if cfg.default_max_retries > 0:
-            retry = self.retry_policy(name, write=write, idempotent=idempotent, **extra)
         pipeline = ResiliencePipeline(
             name,
             retry=retry,
@@ -485,7 +499,7 @@ class ResilienceRegistry:
     def connection_pool(self, name: str, config: PoolConfig | None = None) -> ConnectionPool:
         """The pool called ``name`` (created on first use; ``config`` is used as given)."""
         pool = self.pools.get_pool(name, config)
-        self._sync_health_checks()
+        self._sync_check(CONNECTION_POOLS, name)
         return pool
 
     # ----------------------------------------------------------------- health
@@ -511,35 +525,51 @@ class ResilienceRegistry:
         """
         if self._health is None:
             self._health = HealthService(clock=self.clock)
-            self._sync_health_checks()
+            self._sync_checks()
+        else:
+            # Pools made straight through ``registry.pools`` (few): catch up.
+            self._sync_checks(CONNECTION_POOLS)
         return self._health
 
-    def _sync_health_checks(self) -> None:
+    def _sync_checks(self, only: str | None = None) -> None:
+        """Make the registry's health checks match its components (all, or one kind)."""
+        if self._health is None:
+            return
+        for kind, name in [key for key in self._checks if only in (None, key[0])]:
+            self._sync_check(kind, name)
+        for kind in self._health_factories if only is None else (only,):
+            for name in list(self._components.get(kind, {})):
+                self._sync_check(kind, name)
+
+    def _sync_check(self, kind: str, name: str) -> None:
+        """Give component ``name`` of ``kind`` its health check, or drop a stale one."""
         service = self._health
         if service is None:
             return
-        for key, (check, target) in list(self._checks.items()):
-            kind, name = key
-            if self._components.get(kind, {}).get(name) is not target:
-                del self._checks[key]
-                if service.checks.get(check.name) is check:
-                    service.unregister_health_check(check.name)
-        for kind, factory in self._health_factories.items():
-            for name, component in self._components.get(kind, {}).items():
-                if (kind, name) in self._checks:
-                    continue
-                check = factory(component, self.health_check_config())
-                if check.name in service.checks:
-                    continue  # the user registered a check of that name: leave it
-                service.register_health_check(check)
-                self._checks[(kind, name)] = (check, component)
+        component = self._components.get(kind, {}).get(name)
+        made = self._checks.get((kind, name))
+        if made is not None:
+            check, target = made
+            if target is component:
+                return
+            del self._checks[(kind, name)]
+            if service.checks.get(check.name) is check:
+                service.unregister_health_check(check.name)
+        factory = self._health_factories.get(kind)
+        if component is None or factory is None:
+            return
+        check = factory(component, self.health_check_config())
+        if check.name in service.checks:
+            return  # the user registered a check of that name: leave it
+        service.register_health_check(check)
+        self._checks[(kind, name)] = (check, component)
 
     async def start(self) -> None:
         """Start background health checks, when ``enable_health_checks`` is on.
 
         With it off, checks still run on demand (``registry.health.run_checks()``).
         """
-        self._sync_health_checks()
+        self._sync_checks()
         if self._config.enable_health_checks:
             await self.health.start()
 
@@ -561,6 +591,7 @@ class ResilienceRegistry:
             await self._health.stop()
         if self._pools is not None:
             await self._pools.close()
+            self._sync_checks(CONNECTION_POOLS)  # the pools are gone: so are their checks
         for kind, store in self._components.items():
             if kind == CONNECTION_POOLS:
                 continue
