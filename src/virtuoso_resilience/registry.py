@@ -223,10 +223,12 @@ class ResilienceRegistry:
                 name,
                 f"a {kind} component named {name!r} is already registered (pass replace=True)",
             )
+        store[name] = component
         if health_check is not None:
             self._health_factories[kind] = health_check
-        store[name] = component
-        self._sync_check(kind, name)
+            self._sync_checks(kind)
+        else:
+            self._sync_check(kind, name)
         return component
 
     def unregister(self, kind: str, name: str) -> Component:
