@@ -560,3 +560,20 @@ def test_doc_examples_run(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(blocks) >= 3
     for block in blocks:
         exec(compile(block, doc, "exec"), {"__name__": "__doc_example__"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("default_rate_limit", 1e-300),  # a wait of 1e300 s overflows every timer
+        ("default_rate_limit_burst", 10**400),  # float(10**400) overflows
+        ("default_circuit_timeout", 1e10),
+        ("default_connection_timeout", 1e10),
+        ("default_health_check_interval", 1e10),
+    ],
+)
+def test_values_that_would_overflow_later_are_refused_now(field: str, value: Any) -> None:
+    extra = {"default_rate_limit": 1.0} if field == "default_rate_limit_burst" else {}
+    with pytest.raises(ConfigurationError) as info:
+        ResilienceConfiguration(**extra, **{field: value})
+    assert info.value.fields == (field,)

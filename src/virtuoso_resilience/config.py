@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Self, get_args
+from typing import Annotated, Any, Final, Literal, Self, get_args
 
-from pydantic import TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from ._model import (
+    MAX_SECONDS,
     ConfigModel,
     Count,
     NonNegativeCount,
@@ -42,6 +43,11 @@ PresetName = Literal["production", "development"]
 """The names :meth:`ResilienceConfiguration.preset` accepts."""
 
 _NONE_STRINGS = frozenset({"", "none", "null"})
+
+MIN_RATE: Final = 1 / MAX_SECONDS
+"""The smallest ``default_rate_limit`` (calls per second): one call per ``MAX_SECONDS``."""
+MAX_BURST: Final = 1_000_000_000
+"""The largest ``default_rate_limit_burst``."""
 
 
 class ResilienceConfiguration(ConfigModel):
@@ -95,9 +101,9 @@ class ResilienceConfiguration(ConfigModel):
     """Per-attempt time limit, seconds."""
     default_max_concurrent: Count | None = None
     """Bulkhead: calls allowed at once."""
-    default_rate_limit: PositiveFloat | None = None
-    """Rate limit: calls per second."""
-    default_rate_limit_burst: Count | None = None
+    default_rate_limit: Annotated[PositiveFloat, Field(ge=MIN_RATE)] | None = None
+    """Rate limit: calls per second (at least one per ``MAX_SECONDS``: longer waits overflow)."""
+    default_rate_limit_burst: Annotated[Count, Field(le=MAX_BURST)] | None = None
     """Rate limit: calls allowed in a burst (needs ``default_rate_limit``)."""
     default_retry_max_elapsed: PositiveSeconds | None = None
     """Retry time budget: seconds after which no new attempt starts."""
