@@ -266,6 +266,7 @@ async def test_pipeline_layers_follow_the_optional_fields() -> None:
     assert pipe.circuit_breaker is full.circuit_breaker("orders")
     assert full.circuit_breaker("orders").config.exchange_id == "bybit"
     assert await pipe.call_async(ok, 5) == 5
+    json.dumps(full.snapshot())  # JSON-ready, every kind
     assert set(full.snapshot()) == {
         "bulkheads",
         "circuit_breakers",
