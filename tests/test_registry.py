@@ -434,7 +434,11 @@ def test_asking_again_with_other_settings_names_the_fields() -> None:
     with pytest.raises(ConfigurationError) as info:
         registry.retry_policy("r", max_retries=5)
     assert info.value.fields == ("max_attempts",)
-    assert "already exists with max_attempts=3" in str(info.value)
+    assert "retry policy 'r' already exists with max_attempts=3" in str(info.value)
+    with pytest.raises(ConfigurationError, match="base_delay"):
+        registry.retry_policy("r", virtuoso_resilience.RetryConfig(name="r", base_delay=0.0))
+    same = virtuoso_resilience.RetryConfig(name="r", max_attempts=3)
+    assert registry.retry_policy("r", same) is retry
     bulkhead = registry.bulkhead("b", max_concurrent=3)
     with pytest.raises(ConfigurationError, match="max_concurrent"):
         registry.bulkhead("b", max_concurrent=4)

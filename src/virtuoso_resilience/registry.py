@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast, overload, runtime_checkable
 
+from ._model import ConfigModel
 from .classify import DEFAULT_CLASSIFIER, Classifier
 from .clock import MONOTONIC, Clock
 from .config import ResilienceConfiguration, check_same_settings
@@ -84,6 +85,13 @@ _BUILT_IN: Final[dict[str, type]] = {
     BULKHEADS: Bulkhead,
     TIMEOUTS: TimeoutPolicy,
     PIPELINES: ResiliencePipeline,
+}
+
+_LABELS: Final = {
+    RETRY_POLICIES: "retry policy",
+    RATE_LIMITERS: "rate limiter",
+    BULKHEADS: "bulkhead",
+    TIMEOUTS: "timeout",
 }
 
 _POOL_FIELDS: Final = frozenset(
@@ -312,17 +320,25 @@ class ResilienceRegistry:
 
     # --------------------------------------------------------------- policies
 
-    def _existing(self, kind: str, name: str, settings: Mapping[str, Any]) -> Any:
+    def _existing(
+        self, kind: str, name: str, config: ConfigModel | None, settings: Mapping[str, Any]
+    ) -> Any:
+        """The existing ``kind`` component ``name`` (None: none yet), after
+        checking that ``config`` or ``settings`` agree with its own."""
         existing: Any = self._components.get(kind, {}).get(name)
-        if existing is not None and settings:
-            owner = f"{kind.removesuffix('s').replace('_', ' ')} {name!r}"
+        owner = f"{_LABELS.get(kind, kind)} {name!r}"
+        if existing is not None and config is not None and config is not existing.config:
+            check_same_settings(existing.config, config, owner=owner, how="its config")
+        elif existing is not None and settings:
             # The existing settings, with the asked-for ones on top, validated.
             current = existing.config.model_dump(exclude={"name"})
             if "max_retries" in settings:
                 current.pop("max_attempts", None)
             wanted = type(existing.config)(**{**current, **settings, "name": existing.config.name})
             fields = ["max_attempts" if k == "max_retries" else k for k in settings]
-            check_same_settings(existing.config, wanted, owner=owner, how=".config", fields=fields)
+            check_same_settings(
+                existing.config, wanted, owner=owner, how="its config", fields=fields
+            )
         return existing
 
     def _policy_defaults(self, kind: str) -> dict[str, Any]:
@@ -359,7 +375,7 @@ class ResilienceRegistry:
         """
         if config is not None and settings:
             raise TypeError("pass either a RetryConfig or keyword settings, not both")
-        existing = self._existing(RETRY_POLICIES, name, settings)
+        existing = self._existing(RETRY_POLICIES, name, config, settings)
         if existing is not None:
             return cast("RetryPolicy", existing)
         if config is None:
@@ -388,7 +404,7 @@ class ResilienceRegistry:
         """
         if config is not None and settings:
             raise TypeError("pass either a RateLimiterConfig or keyword settings, not both")
-        existing = self._existing(RATE_LIMITERS, name, settings)
+        existing = self._existing(RATE_LIMITERS, name, config, settings)
         if existing is not None:
             return cast("RateLimiter", existing)
         if config is None:
@@ -404,7 +420,7 @@ class ResilienceRegistry:
         """The bulkhead called ``name`` (``max_concurrent = default_max_concurrent`` when set)."""
         if config is not None and settings:
             raise TypeError("pass either a BulkheadConfig or keyword settings, not both")
-        existing = self._existing(BULKHEADS, name, settings)
+        existing = self._existing(BULKHEADS, name, config, settings)
         if existing is not None:
             return cast("Bulkhead", existing)
         if config is None:
@@ -418,7 +434,7 @@ class ResilienceRegistry:
         """The timeout called ``name`` (``seconds = default_call_timeout`` when set)."""
         if config is not None and settings:
             raise TypeError("pass either a TimeoutConfig or keyword settings, not both")
-        existing = self._existing(TIMEOUTS, name, settings)
+        existing = self._existing(TIMEOUTS, name, config, settings)
         if existing is not None:
             return cast("TimeoutPolicy", existing)
         if config is None:
