@@ -199,6 +199,14 @@ def test_hostile_sizes_are_refused(field: str, value: Any) -> None:
     assert info.value.fields == (field,)
 
 
+@pytest.mark.parametrize("value", ["bot\r\nX-Injected: 1", "bot\nx", "a\x00b", "x" * 1025])
+def test_user_agent_is_one_header_line(value: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        PoolConfig(user_agent=value)
+    assert info.value.fields == ("user_agent",)
+    assert PoolConfig(user_agent="virtuoso/1.0 (ü)").user_agent == "virtuoso/1.0 (ü)"
+
+
 def test_a_rejected_rule_does_not_pin_a_following_bound() -> None:
     config = PoolConfig(max_connections=10)
     with pytest.raises(ConfigurationError):

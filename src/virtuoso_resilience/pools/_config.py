@@ -74,8 +74,8 @@ class PoolConfig(ConfigModel):
     """Verify TLS certificates."""
     ssl_cafile: str | None = None
     """CA bundle to verify against instead of the system default."""
-    user_agent: str | None = None
-    """Default ``User-Agent`` header; None keeps aiohttp's."""
+    user_agent: Annotated[str, Field(max_length=1024, pattern=r"^[^\r\n\x00]*$")] | None = None
+    """Default ``User-Agent`` header (one line, at most 1024 characters); None keeps aiohttp's."""
     trust_env: bool = False
     """Read proxy settings and .netrc from the environment (aiohttp ``trust_env``)."""
 
