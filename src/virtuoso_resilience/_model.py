@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import weakref
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
@@ -83,6 +83,8 @@ def _is_secret(name: str, info: FieldInfo | None) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Annotated:
+        return _type_name(get_args(annotation)[0])
     args = [a for a in get_args(annotation) if a is not type(None)]
     if args and annotation is not None and not isinstance(annotation, type):
         names = [_type_name(a) for a in args]
@@ -101,19 +103,39 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _metadata(annotation: Any) -> list[Any]:
+    """The constraints nested in an annotation (``Optional[Annotated[...]]``)."""
+    found: list[Any] = []
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            found.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+        found.extend(_metadata(get_args(annotation)[0]))
+    else:
+        for arg in get_args(annotation):
+            found.extend(_metadata(arg))
+    return found
+
+
 def describe_field(info: FieldInfo) -> str:
-    """What a field allows, in words: its type and its numeric bounds."""
-    parts = [_type_name(info.annotation)]
-    for meta in info.metadata:
-        if isinstance(meta, annotated_types.Ge):
-            parts.append(f">= {meta.ge}")
-        elif isinstance(meta, annotated_types.Gt):
-            parts.append(f"> {meta.gt}")
-        elif isinstance(meta, annotated_types.Le):
-            parts.append(f"<= {meta.le}")
-        elif isinstance(meta, annotated_types.Lt):
-            parts.append(f"< {meta.lt}")
-    return "must be " + " ".join(parts)
+    """What a field allows, in words: its type and its tightest numeric bounds."""
+    low: tuple[str, float] | None = None
+    high: tuple[str, float] | None = None
+    for meta in [*info.metadata, *_metadata(info.annotation)]:
+        if isinstance(meta, annotated_types.Ge | annotated_types.Gt):
+            bound = float(meta.ge if isinstance(meta, annotated_types.Ge) else meta.gt)
+            op = ">=" if isinstance(meta, annotated_types.Ge) else ">"
+            if low is None or bound > low[1] or (bound == low[1] and op == ">"):
+                low = (op, bound)
+        elif isinstance(meta, annotated_types.Le | annotated_types.Lt):
+            bound = float(meta.le if isinstance(meta, annotated_types.Le) else meta.lt)
+            op = "<=" if isinstance(meta, annotated_types.Le) else "<"
+            if high is None or bound < high[1] or (bound == high[1] and op == "<"):
+                high = (op, bound)
+    name = _type_name(info.annotation)
+    optional = name.endswith(" or None")
+    parts = [name.removesuffix(" or None")]
+    parts += [f"{b[0]} {b[1]:g}" for b in (low, high) if b is not None]
+    return "must be " + " ".join(parts) + (", or None" if optional else "")
 
 
 def _to_configuration_error(
@@ -142,7 +164,11 @@ def _to_configuration_error(
                 FieldError(
                     model.__name__,
                     name,
-                    tuple(cause.values.values()),
+                    (
+                        next(iter(cause.values.values()))
+                        if len(cause.values) == 1
+                        else tuple(cause.values.values())
+                    ),
                     str(cause),
                 )
             )
