@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import weakref
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
@@ -122,12 +122,12 @@ def describe_field(info: FieldInfo) -> str:
     high: tuple[str, float] | None = None
     for meta in [*info.metadata, *_metadata(info.annotation)]:
         if isinstance(meta, annotated_types.Ge | annotated_types.Gt):
-            bound = float(meta.ge if isinstance(meta, annotated_types.Ge) else meta.gt)
+            bound = float(cast(Any, meta.ge if isinstance(meta, annotated_types.Ge) else meta.gt))
             op = ">=" if isinstance(meta, annotated_types.Ge) else ">"
             if low is None or bound > low[1] or (bound == low[1] and op == ">"):
                 low = (op, bound)
         elif isinstance(meta, annotated_types.Le | annotated_types.Lt):
-            bound = float(meta.le if isinstance(meta, annotated_types.Le) else meta.lt)
+            bound = float(cast(Any, meta.le if isinstance(meta, annotated_types.Le) else meta.lt))
             op = "<=" if isinstance(meta, annotated_types.Le) else "<"
             if high is None or bound < high[1] or (bound == high[1] and op == "<"):
                 high = (op, bound)

@@ -149,7 +149,7 @@ class Policy(Generic[C]):
             name = current if current is not None else self.default_name
             check_name(label, name)
         if current is None:
-            config.name = name  # type: ignore[attr-defined]
+            config.name = name
         elif current != name:
             raise name_conflict(label, current, name)
         self.name = name

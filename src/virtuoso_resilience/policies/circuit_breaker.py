@@ -33,7 +33,7 @@ from .._model import (
 from ..classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
 from ..clock import MONOTONIC, Clock
 from ..errors import CircuitOpenError
-from ._core import NO_LISTENERS, Policy
+from ._core import NO_LISTENERS, Policy, PolicyName
 from ._decorate import decorate
 from ._window import FAILED, SLOW, CountWindow, TimeWindow, WindowTotals
 
@@ -78,7 +78,7 @@ class CircuitBreakerConfig(ConfigModel):
     (``cb.config.failure_threshold = 8``) applies from the next call.
     """
 
-    name: str | None = None
+    name: PolicyName | None = None
     """The breaker's name; filled in by the registry when left out."""
     failure_threshold: Count = 5
     """Consecutive failures that trip a CLOSED breaker."""
