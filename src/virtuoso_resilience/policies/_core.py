@@ -43,6 +43,7 @@ E = TypeVar("E")
 
 MAX_NAME_LENGTH = 200
 """The longest policy name accepted (names appear in logs, metrics and reprs)."""
+_NAME_RULE = f"must be 1 to {MAX_NAME_LENGTH} printable characters (no control characters)"
 
 NO_LISTENERS: Listeners[Any] = Listeners("no listeners")
 """The hub of every stream nobody listens to: shared, always empty (false),
@@ -69,8 +70,7 @@ def check_name(model: str, name: object) -> str:
                     model,
                     "name",
                     shown,
-                    f"must be 1 to {MAX_NAME_LENGTH} printable characters "
-                    "(no control characters)",
+                    _NAME_RULE,
                 )
             ]
         )
@@ -79,9 +79,7 @@ def check_name(model: str, name: object) -> str:
 
 def _printable(name: str) -> str:
     if not name.isprintable():
-        raise ValueError(
-            f"must be 1 to {MAX_NAME_LENGTH} printable characters (no control characters)"
-        )
+        raise ValueError(_NAME_RULE)
     return name
 
 
