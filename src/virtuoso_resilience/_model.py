@@ -281,6 +281,37 @@ class ConfigModel(BaseModel):
             ref = _Strong(observer)
         self._observers.append(ref)
 
+    def check_same(self, wanted: ConfigModel, *, owner: str, via: str) -> None:
+        """Refuse ``wanted`` unless it equals this configuration (``name`` aside).
+
+        What a registry asks when a component that already exists is asked
+        for again with settings: a :class:`ConfigurationError` naming every
+        differing field, the value wanted (secrets masked) and the value in
+        force, e.g. ``breaker 'bybit' already exists with timeout=60.0;
+        change it through breaker.config instead`` (``owner`` and ``via``
+        fill in the words). The one implementation of that check.
+        """
+        fields = type(self).model_fields
+        current = self.model_dump(exclude={"name"})
+        asked = wanted.model_dump(exclude={"name"})
+        errors = []
+        for key, value in asked.items():
+            if value == current.get(key, _MISSING):
+                continue
+            secret = _is_secret(key, fields.get(key))
+            errors.append(
+                FieldError(
+                    type(self).__name__,
+                    key,
+                    _MASK if secret else value,
+                    f"{owner} already exists with "
+                    f"{key}={_MASK if secret else repr(current.get(key))}; "
+                    f"change it through {via} instead",
+                )
+            )
+        if errors:
+            raise ConfigurationError(errors)
+
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             if name is not None and _is_secret(name, type(self).model_fields.get(name)):

@@ -366,3 +366,20 @@ async def test_a_thousand_breakers_and_retries_sharing_a_config_are_collected(
     del live_cb, live_retry, clock_task
     await asyncio.sleep(0)  # the loop's last callback of the finished task
     assert _collected(refs) == 2000
+
+
+# ------------------------------------------------- one "already exists" check
+
+
+def test_check_same_names_every_differing_field_once() -> None:
+    current = CircuitBreakerConfig(name="bybit", failure_threshold=5, timeout=60.0)
+    current.check_same(CircuitBreakerConfig(), owner="breaker 'bybit'", via="breaker.config")
+    with pytest.raises(ConfigurationError) as info:
+        current.check_same(
+            CircuitBreakerConfig(name="other", failure_threshold=3, timeout=30.0),
+            owner="breaker 'bybit'",
+            via="breaker.config",
+        )
+    assert info.value.fields == ("failure_threshold", "timeout")  # never the name
+    assert "breaker 'bybit' already exists with timeout=60.0" in str(info.value)
+    assert "change it through breaker.config instead" in str(info.value)

@@ -944,3 +944,12 @@ async def test_snapshot_is_always_json_under_pauses_and_budgets(clock: FakeClock
     json.dumps(snap, allow_nan=False)
     assert snap["pause_remaining"] == 1e9
     assert "paused_for=" in repr(limiter)
+
+
+def test_integers_beyond_any_float_are_refused_not_overflowed(clock: FakeClock) -> None:
+    limiter = make(clock)
+    with pytest.raises(ValueError, match="remaining"):
+        limiter.update_from_headers(limit=10, remaining=10**400, reset_in=1.0)
+    with pytest.raises(ValueError, match="when"):
+        limiter.pause_until(10**400)
+    json.dumps(limiter.snapshot(), allow_nan=False)

@@ -298,6 +298,33 @@ async def test_idempotence_and_write_can_be_set_per_call(autoclock: FakeClock) -
     assert read_policy.metrics.calls == 2
 
 
+async def test_a_per_call_view_counts_like_the_policy(autoclock: FakeClock) -> None:
+    # The view runs the policy's one retry loop from the first attempt: a
+    # first-try success, a retried success and the metrics are the same as
+    # through the policy itself.
+    policy = policy_on(autoclock, write=True, budget_ratio=0.2)
+    view = policy.with_options(idempotent=True)
+    assert await view.call_async(Script("ok")) == "ok"
+    assert await view.call_async(Script(ccxt.RequestTimeout("t"), "ok")) == "ok"
+    assert await policy.call_async(Script("ok")) == "ok"
+    m = policy.metrics
+    assert (m.calls, m.success_without_retry, m.success_with_retry, m.retries) == (3, 2, 1, 1)
+    assert m.attempts == {1: 2, 2: 1}
+    budget = policy.budget
+    assert budget is not None and budget.withdrawals == 1
+    rejecting = policy_on(autoclock, retry_on_result=lambda r: r == "busy", max_attempts=2)
+    assert await rejecting.with_options(write=True).call_async(Script("busy", "done")) == "done"
+    assert rejecting.metrics.success_with_retry == 1
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0.0])
+def test_per_call_options_must_be_bools(value: object) -> None:
+    with pytest.raises(TypeError, match="must be True, False or None"):
+        RetryPolicy().with_options(idempotent=value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="write"):
+        RetryPolicy().with_options(write=value)  # type: ignore[arg-type]
+
+
 async def test_retry_on_overrides_the_retried_kinds(autoclock: FakeClock) -> None:
     policy = policy_on(autoclock, retry_on={"maintenance"})
     assert policy.config.retry_on == frozenset({OutcomeKind.MAINTENANCE})

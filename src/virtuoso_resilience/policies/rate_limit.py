@@ -57,7 +57,10 @@ def _number(method: str, argument: str, value: object, allowed: str) -> float:
             f"{method}({argument}={value!r}): {argument} must be a number "
             f"({allowed}), not {type(value).__name__}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float: 10**400
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"{method}({argument}={value!r}): {argument} must be {allowed}")
     return number

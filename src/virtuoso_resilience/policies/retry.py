@@ -375,6 +375,12 @@ class RetryPolicy(SingleStreamPolicy[RetryConfig, RetryEvent]):
         shares the policy's configuration and metrics; ``None`` keeps the
         configured value.
         """
+        for argument, value in (("idempotent", idempotent), ("write", write)):
+            if value is not None and type(value) is not bool:
+                raise TypeError(
+                    f"with_options({argument}={value!r}): {argument} must be True, False "
+                    f"or None, not {type(value).__name__}"
+                )
         return RetryCall(self, idempotent, write)
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
