@@ -18,7 +18,12 @@ contract, the same everywhere:
   is logged with its name and the exception type only (messages can carry
   secrets) and counted; the others still get the event.
 - Delivery is bounded: at most ``max_pending`` undelivered events per
-  listener; beyond that the oldest is dropped and counted.
+  listener; beyond that the oldest is dropped and counted. Events still
+  queued or in delivery when the hub is closed, a listener removed, or the
+  event loop shut down are dropped and counted too (their coroutines are
+  closed, never left "never awaited"): every event published to an async
+  listener ends up ``delivered``, ``failed``, ``timed_out``, ``dropped`` or
+  ``pending``.
 - With no running event loop (an event published from set-up code) an async
   listener's event is dropped and counted; sync listeners still run.
 
@@ -206,8 +211,9 @@ class Listeners(Generic[E]):
             task = asyncio.ensure_future(awaitable, loop=loop)
             try:
                 done, _ = await asyncio.wait({task}, timeout=self.timeout)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # closed, removed, or the loop is ending
                 task.cancel()
+                self._dropped += 1
                 raise
             if not done:
                 task.cancel()
