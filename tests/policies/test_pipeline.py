@@ -27,8 +27,7 @@ from virtuoso_resilience import (
     create_default_resilience_config,
 )
 from virtuoso_resilience.classify import OutcomeKind
-from virtuoso_resilience.policies.fallback import FallbackResult
-from virtuoso_resilience.policies.retry import RetryEvent
+from virtuoso_resilience.policies import FallbackResult, RetryEvent
 
 
 class Down(ConnectionError):

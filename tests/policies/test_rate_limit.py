@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from virtuoso_resilience.clock import MONOTONIC, FakeClock
 from virtuoso_resilience.errors import ConfigurationError, RateLimitTimeoutError
-from virtuoso_resilience.policies.rate_limit import RateLimiter, RateLimiterConfig
+from virtuoso_resilience.policies import RateLimiter, RateLimiterConfig
 
 # --------------------------------------------------------------------- helpers
 

@@ -21,8 +21,7 @@ from virtuoso_resilience.errors import (
     ConfigurationError,
     RateLimitTimeoutError,
 )
-from virtuoso_resilience.policies._backoff import Backoff
-from virtuoso_resilience.policies.retry import (
+from virtuoso_resilience.policies import (
     BackoffStrategy,
     JitterMode,
     RetryBudget,
@@ -32,6 +31,7 @@ from virtuoso_resilience.policies.retry import (
     RetryPolicy,
     retry,
 )
+from virtuoso_resilience.policies._backoff import Backoff
 
 NONE = JitterMode.NONE
 
@@ -1252,3 +1252,13 @@ def test_event_is_frozen() -> None:
     event = RetryEvent(1, 0.5, Outcome(OutcomeKind.TRANSIENT), "NetworkError", "p")
     with pytest.raises(AttributeError):
         event.delay = 1.0  # type: ignore[misc]
+
+
+def test_the_decorator_names_its_policy_after_the_function_within_the_name_limit() -> None:
+    async def fetch() -> None:
+        return None
+
+    fetch.__qualname__ = "deep." * 100 + "fetch"
+    decorated = retry(fetch)
+    name = decorated.retry_policy.name  # type: ignore[attr-defined]
+    assert name.endswith(".fetch") and len(name) == 200

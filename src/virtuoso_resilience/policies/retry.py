@@ -34,7 +34,7 @@ from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._backoff import Backoff, BackoffStrategy, JitterMode
 from ._budget import RetryBudget
-from ._core import PolicyName, SingleStreamPolicy
+from ._core import MAX_NAME_LENGTH, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = [
@@ -61,9 +61,6 @@ _REJECTED_RESULT = Outcome(_TRANSIENT, reason="result rejected by retry_on_resul
 
 _FIRST: Final[Any] = object()
 """``_retrying``'s ``error`` when the first attempt has not run yet."""
-
-RetryListener = Callable[["RetryEvent"], Any]
-"""A callback told of each retry: a plain function or a coroutine function."""
 
 _RETRY_ON_ALLOWED = (
     "must be a set of OutcomeKind (or their string values) other than 'success', or None"
@@ -695,7 +692,9 @@ def retry(
 
     def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         if config is None and "name" not in settings:
-            named = {"name": getattr(func, "__qualname__", repr(func)), **settings}
+            qualname = getattr(func, "__qualname__", None)
+            label = qualname if isinstance(qualname, str) and qualname.isprintable() else "retry"
+            named = {"name": label[-MAX_NAME_LENGTH:], **settings}
         else:
             named = settings
         policy = RetryPolicy(config, clock=clock, classifier=classifier, rng=rng, **named)
