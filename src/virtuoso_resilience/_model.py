@@ -131,11 +131,9 @@ def describe_field(info: FieldInfo) -> str:
             op = "<=" if isinstance(meta, annotated_types.Le) else "<"
             if high is None or bound < high[1] or (bound == high[1] and op == "<"):
                 high = (op, bound)
-    name = _type_name(info.annotation)
-    optional = name.endswith(" or None")
-    parts = [name.removesuffix(" or None")]
+    parts = [_type_name(info.annotation)]
     parts += [f"{b[0]} {b[1]:g}" for b in (low, high) if b is not None]
-    return "must be " + " ".join(parts) + (", or None" if optional else "")
+    return "must be " + " ".join(parts)
 
 
 def _to_configuration_error(
