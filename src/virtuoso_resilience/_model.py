@@ -71,6 +71,8 @@ NonNegativeCount = Annotated[int, Field(ge=0)]
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
 _MISSING = object()
+_SHOWN = 80
+"""Characters of a rejected string value shown in an error (a 1 MB value is cut)."""
 
 
 def _is_secret(name: str, info: FieldInfo | None) -> bool:
@@ -174,6 +176,8 @@ def _to_configuration_error(
         value = data.get(name, item.get("input"))
         if _is_secret(name, info):
             value = _MASK
+        elif isinstance(value, str | bytes) and len(value) > _SHOWN:
+            value = value[:_SHOWN] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
         if info is None and item.get("type") == "extra_forbidden":
             allowed = "unknown field; allowed fields: " + ", ".join(sorted(fields))
         elif info is None:

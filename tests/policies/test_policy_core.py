@@ -383,3 +383,12 @@ def test_check_same_names_every_differing_field_once() -> None:
     assert info.value.fields == ("failure_threshold", "timeout")  # never the name
     assert "breaker 'bybit' already exists with timeout=60.0" in str(info.value)
     assert "change it through breaker.config instead" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: repr(n[:12]) + f"[{len(n)}]")
+def test_every_policy_config_refuses_a_bad_name_without_echoing_it(kind: str, name: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        CONFIGS[kind](name=name)
+    assert info.value.fields == ("name",)
+    assert len(str(info.value)) < 400
