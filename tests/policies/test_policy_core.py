@@ -392,3 +392,11 @@ def test_every_policy_config_refuses_a_bad_name_without_echoing_it(kind: str, na
         CONFIGS[kind](name=name)
     assert info.value.fields == ("name",)
     assert len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES[:4], ids=repr)
+def test_a_pipeline_name_follows_the_same_rule(name: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ResiliencePipeline(name)
+    assert info.value.fields == ("name",)
+    assert ResiliencePipeline("ok").snapshot_dict()["name"] == "ok"

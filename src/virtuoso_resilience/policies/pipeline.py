@@ -28,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 from ..classify import DEFAULT_CLASSIFIER, Classifier
 from ..clock import MONOTONIC, Clock
 from ..config import ResilienceConfiguration
+from ._core import check_name
 from ._decorate import decorate
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit_breaker import CircuitBreaker, CircuitBreakerConfig
@@ -77,7 +78,7 @@ class ResiliencePipeline:
         rate_limiter: RateLimiter | None = None,
         timeout: TimeoutPolicy | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_name("ResiliencePipeline", name)
         self.fallback = fallback
         self.operation_timeout = operation_timeout
         self.retry = retry
@@ -272,6 +273,10 @@ class ResiliencePipeline:
         return decorate(
             fn, self.call_async, attribute="pipeline", owner=self, label=f"pipeline {self.name!r}"
         )
+
+    def snapshot_dict(self) -> dict[str, Any]:
+        """The snapshot (already JSON-ready), named as every policy's is."""
+        return self.snapshot()
 
     def snapshot(self) -> dict[str, Any]:
         """One JSON-ready snapshot: the pipeline's counts and each layer's metrics."""
