@@ -44,6 +44,7 @@ from virtuoso_resilience import (
 )
 from virtuoso_resilience import policies as policies_package
 from virtuoso_resilience.policies import Policy
+from virtuoso_resilience.policies._core import NO_LISTENERS
 
 # One factory per policy: (name, config) -> policy.
 FACTORIES: dict[str, Callable[[str | None, Any], Policy[Any]]] = {
@@ -400,3 +401,25 @@ def test_a_pipeline_name_follows_the_same_rule(name: str) -> None:
         ResiliencePipeline(name)
     assert info.value.fields == ("name",)
     assert ResiliencePipeline("ok").snapshot_dict()["name"] == "ok"
+
+
+async def test_removing_the_last_listener_restores_the_lean_path(clock: FakeClock) -> None:
+    cb = CircuitBreaker("lean", clock=clock)
+    calls: list[CallEvent] = []
+    cb.add_listener(on_call=calls.append)
+    assert cb._fast is False  # an on_call listener needs the full path
+    await cb.call_async(asyncio.sleep, 0)
+    assert cb.remove_listener(calls.append) is True
+    assert cb._fast is True
+    assert cb._call_hub is NO_LISTENERS  # nothing is built for nobody
+    assert cb.remove_listener(calls.append) is False
+    await cb.call_async(asyncio.sleep, 0)
+    assert len(calls) == 1
+    cb.add_listener(on_call=calls.append)  # the stream's hub is reused: counts go on
+    await cb.call_async(asyncio.sleep, 0)
+    assert cb.listener_stats().delivered == 2
+    bulkhead = Bulkhead("b")
+    seen: list[object] = []
+    assert bulkhead.add_listener(seen.append) is seen.append
+    assert bulkhead.remove_listener(seen.append) is True
+    assert bulkhead._events is NO_LISTENERS

@@ -7,8 +7,12 @@ fallback) derives from :class:`Policy`, which does three things once:
   given configuration or builds one from keyword settings, fills in the
   configuration's name or refuses a configuration named for another policy;
 - **events**: each event stream is a :class:`~virtuoso_resilience._events.Listeners`
-  hub (the one listener contract); a policy publishes with
-  ``if hub: hub.emit(event)``, so an event is built only when someone listens;
+  hub (the one listener contract). A stream nobody listens to holds the
+  shared, empty :data:`NO_LISTENERS`, so a policy publishes with
+  ``if hub is not NO_LISTENERS: hub.emit(event)`` — the same test as
+  ``bool(hub)``, as a C-level identity check instead of a Python
+  ``__bool__`` call on the hot path — and builds an event only when someone
+  listens;
 - **snapshots**: ``snapshot()`` is the policy's metrics now and
   :meth:`Policy.snapshot_dict` their JSON-ready form, the same for every policy.
 
@@ -19,6 +23,7 @@ policies never keeps a dropped policy alive.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -46,9 +51,11 @@ MAX_NAME_LENGTH = 200
 _NAME_RULE = f"must be 1 to {MAX_NAME_LENGTH} printable characters (no control characters)"
 
 NO_LISTENERS: Listeners[Any] = Listeners("no listeners")
-"""The hub of every stream nobody listens to: shared, always empty (false),
-replaced by the policy's own hub on the first ``add_listener``. Saves a hub
-per stream per policy (10,000 breakers with no listeners allocate none)."""
+"""The hub of every stream nobody listens to: shared, always empty (false).
+A stream holds its own hub while it has listeners and this sentinel
+otherwise (:meth:`Policy._subscribe` / :meth:`Policy._unsubscribe` keep that
+true), so ``hub is not NO_LISTENERS`` means ``bool(hub)``. Saves a hub per
+stream per policy (10,000 breakers with no listeners allocate none)."""
 
 
 def check_name(model: str, name: object) -> str:
@@ -103,6 +110,8 @@ class Policy(Generic[C]):
     """
 
     __slots__ = ("__weakref__", "_config", "_hubs", "name")
+    # _hubs: stream name -> its hub, made on the first subscription and kept
+    # (its counts outlive its listeners); None until then.
 
     kind: ClassVar[str] = "policy"
     """What the policy is, as shown in snapshots and log lines."""
@@ -113,7 +122,7 @@ class Policy(Generic[C]):
 
     name: str
     _config: C
-    _hubs: tuple[Listeners[Any], ...]
+    _hubs: dict[str, Listeners[Any]] | None
 
     def _bind(self, name: str | None, config: C | None, settings: Mapping[str, Any]) -> C:
         """Set ``self.name`` and ``self._config`` from what the caller gave.
@@ -152,7 +161,7 @@ class Policy(Generic[C]):
             raise name_conflict(label, current, name)
         self.name = name
         self._config = config
-        self._hubs = ()
+        self._hubs = None
         return config
 
     @property
@@ -163,17 +172,36 @@ class Policy(Generic[C]):
 
     # ----------------------------------------------------------------- events
 
-    def _hub(self, stream: str = "") -> Listeners[Any]:
-        """A new event hub for one of this policy's streams (made when the
-        first listener subscribes; until then the stream is :data:`NO_LISTENERS`)."""
-        owner = f"{self.kind.replace('_', ' ')} {self.name!r}"
-        hub: Listeners[Any] = Listeners(f"{owner} {stream}" if stream else owner)
-        self._hubs = (*self._hubs, hub)
+    def _subscribe(self, stream: str, listener: Callable[[Any], Any]) -> Listeners[Any]:
+        """Add ``listener`` to ``stream``'s hub (made on first use); returns the
+        hub, which the policy stores as the stream's publisher."""
+        hubs = self._hubs
+        if hubs is None:
+            hubs = self._hubs = {}
+        hub = hubs.get(stream)
+        if hub is None:
+            owner = f"{self.kind.replace('_', ' ')} {self.name!r}"
+            hub = hubs[stream] = Listeners(f"{owner} {stream}" if stream else owner)
+        hub.add(listener)
         return hub
+
+    def _unsubscribe(
+        self, stream: str, listener: Callable[[Any], Any]
+    ) -> tuple[bool, Listeners[Any]]:
+        """Remove ``listener`` from ``stream``: (whether it was subscribed, the
+        stream's publisher now — :data:`NO_LISTENERS` once nobody is left)."""
+        hub = None if self._hubs is None else self._hubs.get(stream)
+        if hub is None:
+            return False, NO_LISTENERS
+        removed = hub.remove(listener)
+        return removed, hub if hub else NO_LISTENERS
+
+    def _all_hubs(self) -> tuple[Listeners[Any], ...]:
+        return () if self._hubs is None else tuple(self._hubs.values())
 
     def listener_stats(self) -> ListenerStats:
         """What happened to this policy's events (every stream summed)."""
-        stats = [hub.stats() for hub in self._hubs]
+        stats = [hub.stats() for hub in self._all_hubs()]
         return ListenerStats(
             listeners=sum(s.listeners for s in stats),
             delivered=sum(s.delivered for s in stats),
@@ -186,14 +214,15 @@ class Policy(Generic[C]):
     async def drain_listeners(self, within: float | None = None) -> bool:
         """Wait (at most ``within`` seconds) until every queued event of this
         policy reached its async listeners; True when none is left pending."""
-        done = True
-        for hub in self._hubs:
-            done = await hub.drain(within) and done
-        return done
+        hubs = self._all_hubs()
+        if not hubs:
+            return True
+        drained = await asyncio.gather(*(hub.drain(within) for hub in hubs))
+        return all(drained)
 
     def close_listeners(self) -> None:
         """Cancel pending async deliveries (listeners stay subscribed)."""
-        for hub in self._hubs:
+        for hub in self._all_hubs():
             hub.close()
 
     # --------------------------------------------------------------- snapshot
@@ -223,10 +252,10 @@ class SingleStreamPolicy(Policy[C], Generic[C, E]):
         """Call ``listener(event)`` for each event (a plain or a coroutine
         function; see :mod:`virtuoso_resilience._events` for the contract).
         Returns the listener, so this works as a decorator."""
-        if self._events is NO_LISTENERS:
-            self._events = self._hub()
-        return self._events.add(listener)
+        self._events = self._subscribe("", listener)
+        return listener
 
     def remove_listener(self, listener: Callable[[E], Any]) -> bool:
         """Stop calling ``listener``; returns whether it was subscribed."""
-        return self._events.remove(listener)
+        removed, self._events = self._unsubscribe("", listener)
+        return removed

@@ -22,7 +22,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from .._model import ConfigModel, Count, NonNegativeCount, PositiveSeconds
 from ..errors import BulkheadFullError
-from ._core import PolicyName, SingleStreamPolicy
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = ["Bulkhead", "BulkheadConfig", "BulkheadRejectionEvent"]
@@ -204,7 +204,7 @@ class Bulkhead(SingleStreamPolicy[BulkheadConfig, BulkheadRejectionEvent]):
 
     def _rejection(self, reason: str) -> BulkheadFullError:
         max_waiting = self._config.max_waiting
-        if self._events:
+        if self._events is not NO_LISTENERS:
             self._events.emit(
                 BulkheadRejectionEvent(
                     self.name, reason, self._limit, max_waiting, self._active, self.waiting

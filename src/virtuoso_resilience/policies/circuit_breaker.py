@@ -367,7 +367,7 @@ class CircuitBreaker(Policy[CircuitBreakerConfig]):
             self._state is _CLOSED
             and not self._timed
             and self._window is None
-            and not self._call_hub
+            and self._call_hub is NO_LISTENERS
         )
 
     def _on_config_change(self, field_name: str) -> None:
@@ -433,7 +433,7 @@ class CircuitBreaker(Policy[CircuitBreakerConfig]):
             self._opened_at = None
             self._consecutive_trips = 0
             self._current_timeout = self._config.timeout
-        if self._state_hub:
+        if self._state_hub is not NO_LISTENERS:
             self._state_hub.emit(StateChangeEvent(self.name, old, new, reason, now))
 
     def _admit(self) -> int:
@@ -463,7 +463,7 @@ class CircuitBreaker(Policy[CircuitBreakerConfig]):
 
     def _reject(self, retry_after: float | None) -> None:
         self._rejected += 1
-        if self._reject_hub:
+        if self._reject_hub is not NO_LISTENERS:
             self._reject_hub.emit(RejectionEvent(self.name, self._state, retry_after))
         raise CircuitOpenError(self.name, self._state.value, retry_after)
 
@@ -494,7 +494,7 @@ class CircuitBreaker(Policy[CircuitBreakerConfig]):
                 self._half_open_successes += 1
                 if self._half_open_successes >= self._config.success_threshold:
                     self._transition(_CLOSED, "trial calls succeeded")
-        if self._call_hub:
+        if self._call_hub is not NO_LISTENERS:
             self._call_hub.emit(CallEvent(self.name, _SUCCESS, False, duration))
 
     def _record_error(self, error: Exception, generation: int, started: float | None) -> None:
@@ -537,7 +537,7 @@ class CircuitBreaker(Policy[CircuitBreakerConfig]):
                         )
                     elif self._window is not None:
                         self._evaluate_window(now)
-        if self._call_hub:
+        if self._call_hub is not NO_LISTENERS:
             self._call_hub.emit(CallEvent(self.name, outcome, counted, duration))
 
     def _record_cancel(self, generation: int) -> None:
@@ -724,26 +724,20 @@ class CircuitBreaker(Policy[CircuitBreakerConfig]):
         own worker and never delays or fails the call; one that raises or
         hangs is logged and isolated."""
         if on_state_change is not None:
-            if self._state_hub is NO_LISTENERS:
-                self._state_hub = self._hub("state changes")
-            self._state_hub.add(on_state_change)
+            self._state_hub = self._subscribe("state changes", on_state_change)
         if on_call is not None:
-            if self._call_hub is NO_LISTENERS:
-                self._call_hub = self._hub("calls")
-            self._call_hub.add(on_call)
+            self._call_hub = self._subscribe("calls", on_call)
         if on_rejection is not None:
-            if self._reject_hub is NO_LISTENERS:
-                self._reject_hub = self._hub("rejections")
-            self._reject_hub.add(on_rejection)
+            self._reject_hub = self._subscribe("rejections", on_rejection)
         self._refresh_fast()
 
     def remove_listener(self, callback: Callable[[Any], Any]) -> bool:
         """Unsubscribe ``callback`` wherever it was subscribed; returns whether it was."""
-        removed = False
-        for hub in (self._state_hub, self._call_hub, self._reject_hub):
-            removed = hub.remove(callback) or removed
+        from_state, self._state_hub = self._unsubscribe("state changes", callback)
+        from_calls, self._call_hub = self._unsubscribe("calls", callback)
+        from_rejections, self._reject_hub = self._unsubscribe("rejections", callback)
         self._refresh_fast()
-        return removed
+        return from_state or from_calls or from_rejections
 
     # ---------------------------------------------------------------- metrics
 

@@ -29,7 +29,7 @@ from pydantic import field_validator
 from .._model import ConfigModel
 from ..classify import DEFAULT_CLASSIFIER, Classifier, OutcomeKind
 from ..errors import ConfigurationError, FieldError
-from ._core import PolicyName, SingleStreamPolicy
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = [
@@ -326,7 +326,7 @@ class Fallback(SingleStreamPolicy[FallbackConfig, FallbackEvent]):
                 failed.append((tier.name, tier_error))
                 continue
             self._by_tier[index] += 1
-            if self._events:
+            if self._events is not NO_LISTENERS:
                 self._events.emit(
                     FallbackEvent(
                         self.name,
@@ -338,7 +338,7 @@ class Fallback(SingleStreamPolicy[FallbackConfig, FallbackEvent]):
                 )
             return answer, tier.name, kind
         self._exhausted += 1
-        if self._events:
+        if self._events is not NO_LISTENERS:
             self._events.emit(
                 FallbackEvent(
                     self.name, None, type(error).__name__, kind, tuple(n for n, _ in failed)

@@ -32,7 +32,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from .._model import MAX_SECONDS, ConfigModel, PositiveFloat
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError, RateLimitTimeoutError
-from ._core import PolicyName, SingleStreamPolicy
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = ["RateLimitEvent", "RateLimiter", "RateLimiterConfig"]
@@ -284,7 +284,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
             needed = self._projected_grant(cost, now) - now
             if needed > max_wait + _EPS:
                 self._rejected += 1
-                if self._events:
+                if self._events is not NO_LISTENERS:
                     self._events.emit(RateLimitEvent(self.name, "rejected", needed, cost=cost))
                 raise RateLimitTimeoutError(self.name, cost, max_wait, needed)
             deadline = now + max_wait
@@ -445,7 +445,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
                 self._rejected += 1
                 max_wait = waiter.deadline - waiter.enqueued
                 needed = after[0] - waiter.enqueued
-                if self._events:
+                if self._events is not NO_LISTENERS:
                     self._events.emit(
                         RateLimitEvent(self.name, "rejected", needed, cost=waiter.cost)
                     )
@@ -489,7 +489,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
             return
         self._paused_until = when
         self._restricted_until = max(when, self._budget_until)
-        if self._events and when > now:
+        if self._events is not NO_LISTENERS and when > now:
             self._events.emit(RateLimitEvent(self.name, "paused", when - now))
         self._changed()
 
@@ -602,7 +602,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
             self._budget = float(remaining)
             self._budget_until = reset_at
         self._restricted_until = max(self._paused_until, self._budget_until)
-        if self._events:
+        if self._events is not NO_LISTENERS:
             self._events.emit(
                 RateLimitEvent(
                     self.name, "budget", self._budget_until - now, remaining=self._budget

@@ -34,7 +34,7 @@ from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._backoff import Backoff, BackoffStrategy, JitterMode
 from ._budget import RetryBudget
-from ._core import MAX_NAME_LENGTH, PolicyName, SingleStreamPolicy
+from ._core import MAX_NAME_LENGTH, NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = [
@@ -473,7 +473,7 @@ class RetryPolicy(SingleStreamPolicy[RetryConfig, RetryEvent]):
                     break
             # -- back off (a cancelled backoff gives its budget token back)
             events = self._events
-            if events:
+            if events is not NO_LISTENERS:
                 events.emit(
                     RetryEvent(
                         attempt,

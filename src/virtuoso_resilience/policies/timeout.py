@@ -17,7 +17,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from .._model import ConfigModel, PositiveSeconds
 from ..errors import ResilienceTimeoutError
-from ._core import PolicyName, SingleStreamPolicy
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = ["TimeoutConfig", "TimeoutEvent", "TimeoutPolicy", "TimeoutScope"]
@@ -111,7 +111,7 @@ class TimeoutPolicy(SingleStreamPolicy[TimeoutConfig, TimeoutEvent]):
                 raise
             self._timeouts += 1
             scope = self._config.scope
-            if self._events:
+            if self._events is not NO_LISTENERS:
                 self._events.emit(TimeoutEvent(self.name, seconds, scope))
             cause = exc.__cause__ if isinstance(exc.__cause__, asyncio.CancelledError) else exc
             raise ResilienceTimeoutError(self.name, seconds, scope=scope) from cause
