@@ -420,6 +420,7 @@ async def test_removing_the_last_listener_restores_the_lean_path(clock: FakeCloc
     assert cb.listener_stats().delivered == 2
     bulkhead = Bulkhead("b")
     seen: list[object] = []
-    assert bulkhead.add_listener(seen.append) is seen.append
-    assert bulkhead.remove_listener(seen.append) is True
+    listener = seen.append
+    assert bulkhead.add_listener(listener) is listener
+    assert bulkhead.remove_listener(listener) is True
     assert bulkhead._events is NO_LISTENERS
