@@ -58,7 +58,7 @@ BOUNDS: dict[str, tuple[str, list[Any], list[Any]]] = {
     "default_health_check_interval": ("a number > 0", [0.0, -60.0], [0.5, 3600]),
     "default_call_timeout": ("a number or None > 0", [0, -1.0], [None, 2.5]),
     "default_max_concurrent": ("an integer or None >= 1", [0, -2], [None, 1, 64]),
-    "default_rate_limit": ("a number or None > 0", [0, -10.0], [None, 0.5, 100]),
+    "default_rate_limit": ("a number or None >= 1e-09", [0, -10.0], [None, 0.5, 100]),
     "default_retry_max_elapsed": ("a number or None > 0", [0.0, -5], [None, 120.0]),
 }
 WRONG_TYPES: dict[str, list[Any]] = {

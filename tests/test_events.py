@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import warnings
 
 import pytest
 
@@ -176,3 +178,54 @@ async def test_close_cancels_pending_and_remove_drops_queue() -> None:
     await asyncio.sleep(0)
     assert hub.stats().pending == 0
     assert repr(hub).startswith("<Listeners test listeners=1")
+
+
+def test_a_loop_shutting_down_drops_queued_events_without_leaking_coroutines() -> None:
+    # asyncio.run() cancels a worker that may never have run: its queued
+    # coroutines are closed and counted as dropped, none left "never awaited".
+    hub: Listeners[int] = Listeners("test")
+    started: list[int] = []
+
+    async def listener(event: int) -> None:
+        started.append(event)
+        await asyncio.Event().wait()
+
+    hub.add(listener)
+
+    async def publish() -> None:
+        for i in range(3):
+            hub.emit(i)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        asyncio.run(publish())
+        gc.collect()
+    assert started == []
+    stats = hub.stats()
+    assert (stats.pending, stats.dropped, stats.delivered) == (0, 3, 0)
+
+
+async def test_cancelling_a_worker_mid_delivery_drops_the_rest() -> None:
+    hub: Listeners[int] = Listeners("test")
+    seen: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow(event: int) -> None:
+        seen.append(event)
+        await gate.wait()
+
+    hub.add(slow)
+    for i in range(4):
+        hub.emit(i)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen == [0]
+    hub.close()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    stats = hub.stats()
+    assert (stats.pending, stats.dropped) == (0, 4)  # the one in delivery too
+    hub.emit(9)  # a closed hub still delivers to its subscribers later
+    gate.set()
+    assert await hub.drain(within=5)
+    assert seen == [0, 9]

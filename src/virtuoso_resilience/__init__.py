@@ -34,28 +34,38 @@ from .health import (
     ServiceStatus,
     SimpleHealthCheck,
 )
-from .policies.bulkhead import Bulkhead, BulkheadConfig
-from .policies.circuit_breaker import (
+from .policies import (
+    BackoffStrategy,
+    Bulkhead,
+    BulkheadConfig,
+    BulkheadRejectionEvent,
+    CallEvent,
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerSnapshot,
     CircuitState,
-    SlidingWindowType,
-)
-from .policies.fallback import Fallback, FallbackConfig, FallbackResult
-from .policies.pipeline import ResiliencePipeline
-from .policies.rate_limit import RateLimiter, RateLimiterConfig
-from .policies.retry import (
-    BackoffStrategy,
+    Fallback,
+    FallbackConfig,
+    FallbackEvent,
+    FallbackResult,
     JitterMode,
+    RateLimiter,
+    RateLimiterConfig,
+    RateLimitEvent,
+    RejectionEvent,
+    ResiliencePipeline,
     RetryBudget,
     RetryConfig,
     RetryEvent,
     RetryMetrics,
     RetryPolicy,
+    SlidingWindowType,
+    StateChangeEvent,
+    TimeoutConfig,
+    TimeoutEvent,
+    TimeoutPolicy,
     retry,
 )
-from .policies.timeout import TimeoutConfig, TimeoutPolicy
 from .pools import (
     ConnectionPool,
     ConnectionPoolManager,
@@ -79,6 +89,8 @@ __all__ = [
     "Bulkhead",
     "BulkheadConfig",
     "BulkheadFullError",
+    "BulkheadRejectionEvent",
+    "CallEvent",
     "CheckResult",
     "CircuitBreaker",
     "CircuitBreakerConfig",
@@ -96,6 +108,7 @@ __all__ = [
     "FakeClock",
     "Fallback",
     "FallbackConfig",
+    "FallbackEvent",
     "FallbackResult",
     "HealthChange",
     "HealthCheck",
@@ -108,9 +121,11 @@ __all__ = [
     "PoolConfig",
     "PoolExhaustedError",
     "PoolHealth",
+    "RateLimitEvent",
     "RateLimitTimeoutError",
     "RateLimiter",
     "RateLimiterConfig",
+    "RejectionEvent",
     "ResilienceConfiguration",
     "ResilienceError",
     "ResiliencePipeline",
@@ -124,7 +139,9 @@ __all__ = [
     "ServiceStatus",
     "SimpleHealthCheck",
     "SlidingWindowType",
+    "StateChangeEvent",
     "TimeoutConfig",
+    "TimeoutEvent",
     "TimeoutPolicy",
     "__version__",
     "circuit_breaker",

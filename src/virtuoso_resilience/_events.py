@@ -18,7 +18,12 @@ contract, the same everywhere:
   is logged with its name and the exception type only (messages can carry
   secrets) and counted; the others still get the event.
 - Delivery is bounded: at most ``max_pending`` undelivered events per
-  listener; beyond that the oldest is dropped and counted.
+  listener; beyond that the oldest is dropped and counted. Events still
+  queued or in delivery when the hub is closed, a listener removed, or the
+  event loop shut down are dropped and counted too (their coroutines are
+  closed, never left "never awaited"): every event published to an async
+  listener ends up ``delivered``, ``failed``, ``timed_out``, ``dropped`` or
+  ``pending``.
 - With no running event loop (an event published from set-up code) an async
   listener's event is dropped and counted; sync listeners still run.
 
@@ -28,6 +33,7 @@ contract, the same everywhere:
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections import deque
@@ -105,7 +111,8 @@ class Listeners(Generic[E]):
         self._failed = 0
         self._timed_out = 0
         self._dropped = 0
-        self._abandoned: set[asyncio.Task[Any]] = set()
+        # Deliveries cut off at their timeout and still running (made on first use).
+        self._abandoned: set[asyncio.Task[Any]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._slots)
@@ -184,7 +191,18 @@ class Listeners(Generic[E]):
             self._dropped += 1
         worker = slot.worker
         if worker is None or worker.done() or worker.get_loop() is not loop:
-            slot.worker = loop.create_task(self._deliver(slot), name=f"{self.owner}-listener")
+            worker = loop.create_task(self._deliver(slot), name=f"{self.owner}-listener")
+            worker.add_done_callback(functools.partial(self._worker_done, slot))
+            slot.worker = worker
+
+    def _worker_done(self, slot: _Slot, worker: asyncio.Task[None]) -> None:
+        # A worker cancelled (by close(), remove(), or the loop shutting down,
+        # perhaps before it ever ran) leaves its queue behind: drop it, closing
+        # the coroutines so none is reported as "never awaited".
+        if worker.cancelled() and slot.worker is worker:
+            while slot.queue:
+                _discard(slot.queue.popleft())
+                self._dropped += 1
 
     async def _deliver(self, slot: _Slot) -> None:
         loop = asyncio.get_running_loop()
@@ -193,12 +211,15 @@ class Listeners(Generic[E]):
             task = asyncio.ensure_future(awaitable, loop=loop)
             try:
                 done, _ = await asyncio.wait({task}, timeout=self.timeout)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # closed, removed, or the loop is ending
                 task.cancel()
+                self._dropped += 1
                 raise
             if not done:
                 task.cancel()
                 self._timed_out += 1
+                if self._abandoned is None:
+                    self._abandoned = set()
                 self._abandoned.add(task)
                 task.add_done_callback(self._abandoned.discard)
                 log.warning(
@@ -252,7 +273,7 @@ class Listeners(Generic[E]):
         """Cancel every worker and drop what is queued (listeners stay subscribed)."""
         for slot in self._slots:
             self._cancel_slot(slot)
-        for task in tuple(self._abandoned):
+        for task in tuple(self._abandoned or ()):
             task.cancel()
 
     def stats(self) -> ListenerStats:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import weakref
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
@@ -71,6 +71,8 @@ NonNegativeCount = Annotated[int, Field(ge=0)]
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
 _MISSING = object()
+_SHOWN = 80
+"""Characters of a rejected string value shown in an error (a 1 MB value is cut)."""
 
 
 def _is_secret(name: str, info: FieldInfo | None) -> bool:
@@ -83,7 +85,7 @@ def _is_secret(name: str, info: FieldInfo | None) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
-    if get_origin(annotation) is Annotated:  # a shared type inside Optional[...]
+    if get_origin(annotation) is Annotated:
         return _type_name(get_args(annotation)[0])
     args = [a for a in get_args(annotation) if a is not type(None)]
     if args and annotation is not None and not isinstance(annotation, type):
@@ -103,23 +105,36 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _metadata(annotation: Any) -> list[Any]:
+    """The constraints nested in an annotation (``Optional[Annotated[...]]``)."""
+    found: list[Any] = []
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            found.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+        found.extend(_metadata(get_args(annotation)[0]))
+    else:
+        for arg in get_args(annotation):
+            found.extend(_metadata(arg))
+    return found
+
+
 def describe_field(info: FieldInfo) -> str:
-    """What a field allows, in words: its type and its numeric bounds."""
+    """What a field allows, in words: its type and its tightest numeric bounds."""
+    low: tuple[str, float] | None = None
+    high: tuple[str, float] | None = None
+    for meta in [*info.metadata, *_metadata(info.annotation)]:
+        if isinstance(meta, annotated_types.Ge | annotated_types.Gt):
+            bound = float(cast(Any, meta.ge if isinstance(meta, annotated_types.Ge) else meta.gt))
+            op = ">=" if isinstance(meta, annotated_types.Ge) else ">"
+            if low is None or bound > low[1] or (bound == low[1] and op == ">"):
+                low = (op, bound)
+        elif isinstance(meta, annotated_types.Le | annotated_types.Lt):
+            bound = float(cast(Any, meta.le if isinstance(meta, annotated_types.Le) else meta.lt))
+            op = "<=" if isinstance(meta, annotated_types.Le) else "<"
+            if high is None or bound < high[1] or (bound == high[1] and op == "<"):
+                high = (op, bound)
     parts = [_type_name(info.annotation)]
-    metadata = list(info.metadata)
-    for arg in get_args(info.annotation):  # Optional[Seconds]: the bounds are inside
-        if get_origin(arg) is Annotated:
-            for meta in get_args(arg)[1:]:
-                metadata.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
-    for meta in metadata:
-        if isinstance(meta, annotated_types.Ge):
-            parts.append(f">= {meta.ge}")
-        elif isinstance(meta, annotated_types.Gt):
-            parts.append(f"> {meta.gt}")
-        elif isinstance(meta, annotated_types.Le):
-            parts.append(f"<= {meta.le}")
-        elif isinstance(meta, annotated_types.Lt):
-            parts.append(f"< {meta.lt}")
+    parts += [f"{b[0]} {b[1]:g}" for b in (low, high) if b is not None]
     return "must be " + " ".join(parts)
 
 
@@ -149,7 +164,11 @@ def _to_configuration_error(
                 FieldError(
                     model.__name__,
                     name,
-                    tuple(cause.values.values()),
+                    (
+                        next(iter(cause.values.values()))
+                        if len(cause.values) == 1
+                        else tuple(cause.values.values())
+                    ),
                     str(cause),
                 )
             )
@@ -157,6 +176,8 @@ def _to_configuration_error(
         value = data.get(name, item.get("input"))
         if _is_secret(name, info):
             value = _MASK
+        elif isinstance(value, str | bytes) and len(value) > _SHOWN:
+            value = value[:_SHOWN] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
         if info is None and item.get("type") == "extra_forbidden":
             allowed = "unknown field; allowed fields: " + ", ".join(sorted(fields))
         elif info is None:
@@ -265,6 +286,37 @@ class ConfigModel(BaseModel):
         else:
             ref = _Strong(observer)
         self._observers.append(ref)
+
+    def check_same(self, wanted: ConfigModel, *, owner: str, via: str) -> None:
+        """Refuse ``wanted`` unless it equals this configuration (``name`` aside).
+
+        What a registry asks when a component that already exists is asked
+        for again with settings: a :class:`ConfigurationError` naming every
+        differing field, the value wanted (secrets masked) and the value in
+        force, e.g. ``breaker 'bybit' already exists with timeout=60.0;
+        change it through breaker.config instead`` (``owner`` and ``via``
+        fill in the words). The one implementation of that check.
+        """
+        fields = type(self).model_fields
+        current = self.model_dump(exclude={"name"})
+        asked = wanted.model_dump(exclude={"name"})
+        errors = []
+        for key, value in asked.items():
+            if value == current.get(key, _MISSING):
+                continue
+            secret = _is_secret(key, fields.get(key))
+            errors.append(
+                FieldError(
+                    type(self).__name__,
+                    key,
+                    _MASK if secret else value,
+                    f"{owner} already exists with "
+                    f"{key}={_MASK if secret else repr(current.get(key))}; "
+                    f"change it through {via} instead",
+                )
+            )
+        if errors:
+            raise ConfigurationError(errors)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
