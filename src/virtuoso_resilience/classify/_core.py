@@ -207,20 +207,20 @@ def _resolve(cls: type[BaseException]) -> _Entry:
 # --------------------------------------------------------------------------
 # Exchange codes.
 
-_EXCHANGE_PREFIX: Final = re.compile(r"([a-z][a-z0-9_]{0,31}) ")
+_MAX_ID: Final = 33  # the longest exchange id looked for, plus its space
 _NUMERIC: Final = re.compile(r"-?[0-9]{1,30}")
 _CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([^"]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
-_CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, re.Pattern[str]], ...]] = {}
+_CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, str, re.Pattern[str]], ...]] = {}
 _BAN_WORDS: Final = ("banned", "ip ban", "ip has been ban", "ip is ban")
 
 
-def _code_patterns(fields: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+def _code_patterns(fields: tuple[str, ...]) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
     patterns = _CODE_PATTERNS.get(fields)
     if patterns is None:
-        # A JSON value: quoted (up to 64 characters) or bare (a number or a word).
         patterns = tuple(
             (
                 "retCode" if name == "ret_code" else name,
+                f'"{name}"',
                 re.compile('"' + re.escape(name) + _CODE_VALUE),
             )
             for name in fields
@@ -244,7 +244,9 @@ def _normalize_code(code: object) -> str | None:
 
 def _find_code(head: str, fields: tuple[str, ...]) -> tuple[str, str] | None:
     """The exchange error code in a ccxt message: ``(label, code)``; ``"0"`` is no error."""
-    for label, pattern in _code_patterns(fields):
+    for label, quoted, pattern in _code_patterns(fields):
+        if quoted not in head:  # a substring test is far cheaper than a regex search
+            continue
         for match in pattern.finditer(head):
             code = _normalize_code(match.group(1) or match.group(2))
             if code is not None and code != "0":
@@ -420,7 +422,7 @@ class Classifier:
     :meth:`with_overrides` returns a new one.
     """
 
-    __slots__ = ("_config", "_tables")
+    __slots__ = ("_config", "_memo", "_tables")
 
     def __init__(
         self,
@@ -434,6 +436,8 @@ class Classifier:
             )
         self._tables = _tables(_normalize_overrides(overrides)) if overrides else {}
         self._config = config if config is not None else ClassifierConfig()
+        # Code answers without a wait, per (exchange, field, code, class, write).
+        self._memo: dict[tuple[str, str, str, type[BaseException], bool], Outcome] = {}
 
     @property
     def config(self) -> ClassifierConfig:
@@ -524,6 +528,7 @@ class Classifier:
         code: str | None = None
         head = ""
         rule = entry.rule
+        memo_key: tuple[str, str, str, type[BaseException], bool] | None = None
         if entry.ccxt:
             head = _message_head(error)
             if status is None and rule.by_status:
@@ -534,14 +539,21 @@ class Classifier:
                 found = _find_code(head, table.code_fields)
                 if found is not None:
                     label, code = found
-                    code_rule = _pick(table.codes.get(code), head)
-                    if code_rule is not None:
-                        kind = self._code_kind(code_rule, rule, write)
-                        signal = code_rule.signal
-                        reason = f"{table.exchange_id} {label} {code}"
-                        if code_rule.note:
-                            reason = f"{reason}: {code_rule.note}"
-                        decided = True
+                    rules = table.codes.get(code)
+                    if rules is not None:
+                        key = (table.exchange_id, label, code, type(error), write)
+                        if response is None and status is None and key in self._memo:
+                            return self._memo[key]  # a code answer seen before
+                        code_rule = _pick(rules, head)
+                        if code_rule is not None:
+                            kind = self._code_kind(code_rule, rule, write)
+                            signal = code_rule.signal
+                            reason = f"{table.exchange_id} {label} {code}"
+                            if code_rule.note:
+                                reason = f"{reason}: {code_rule.note}"
+                            decided = True
+                            if response is None and status is None and rules[0].text is None:
+                                memo_key = key
             if not decided and status is not None and rule.by_status:
                 decided_status = self._ccxt_status(status, head, table)
                 if decided_status is not None:
@@ -567,6 +579,12 @@ class Classifier:
                 kind, signal = http
                 reason = f"HTTP {status}"
         retry_after = self._wait(error, rule, kind, signal, headers, head, now)
+        if memo_key is not None and retry_after is None:
+            outcome = Outcome(kind, None, reason, None, code, signal)
+            if len(self._memo) >= _CACHE_LIMIT:
+                self._memo.clear()
+            self._memo[memo_key] = outcome
+            return outcome
         if (
             retry_after is None
             and status is None
@@ -582,13 +600,10 @@ class Classifier:
         if not self._tables:
             return None
         if exchange_id:
-            exchange = exchange_id.strip().lower()
-        else:
-            prefix = _EXCHANGE_PREFIX.match(head)
-            if prefix is None:
-                return None
-            exchange = prefix.group(1)
-        return self._tables.get(exchange)
+            return self._tables.get(exchange_id.strip().lower())
+        # ccxt's messages start with the exchange id and a space.
+        space = head.find(" ", 0, _MAX_ID)
+        return self._tables.get(head[:space]) if space > 0 else None
 
     @staticmethod
     def _code_kind(code_rule: CodeRule, rule: Rule, write: bool) -> OutcomeKind:
@@ -705,6 +720,7 @@ class Classifier:
         clone = Classifier.__new__(Classifier)
         clone._tables = _tables(merged)
         clone._config = self._config
+        clone._memo = {}
         return clone
 
     def __repr__(self) -> str:
