@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -344,3 +345,24 @@ async def test_write_whose_answer_is_cut_off_is_ambiguous(clients: dict[str, Any
     assert classify(info.value).kind is T
     assert classify(info.value).reason.startswith("ExchangeError (cause: ")
     assert classify(ccxt.ExchangeError("bybit something odd")).kind is PM
+
+
+async def test_stale_headers_of_a_previous_answer_are_ignored_after_a_transport_failure(
+    server: tuple[str, Callable[[Answer], None]], clients: dict[str, Any]
+) -> None:
+    """ccxt keeps the last answer's headers when the next request gets no answer at all."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    url, answer = server
+    exchange = clients["bybit"]
+    answer((429, PAGE.format(status=429), {"Retry-After": "30"}))
+    limited = await _error(exchange, f"{url}/v5/market/tickers")
+    assert classify(limited).retry_after == 30.0
+    dead = f"http://127.0.0.1:{dead_port}/v5/market/tickers"
+    with pytest.raises(ccxt.ExchangeNotAvailable) as info:
+        await exchange.fetch(dead, "GET", {}, None)
+    assert exchange.last_response_headers.get("Retry-After") == "30"  # stale
+    attach_response(info.value, headers=exchange.last_response_headers, status=429)
+    outcome = classify(info.value)
+    assert (outcome.kind, outcome.retry_after, outcome.status) == (T, None, None)

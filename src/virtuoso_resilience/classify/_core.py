@@ -211,6 +211,7 @@ _MAX_ID: Final = 33  # the longest exchange id looked for, plus its space
 _NUMERIC: Final = re.compile(r"-?[0-9]{1,30}")
 _CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([^"]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
 _CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, str, re.Pattern[str]], ...]] = {}
+_MAINTENANCE: Final = re.compile("maintenance", re.IGNORECASE)
 _BAN_WORDS: Final = ("banned", "ip ban", "ip has been ban", "ip is ban")
 
 
@@ -408,6 +409,9 @@ def _http_kind(status: int, write: bool) -> tuple[OutcomeKind, Signal | None] | 
     return _PM, None
 
 
+_MemoKey: TypeAlias = tuple[str, str, str | None, int | None, type[BaseException], bool]
+
+
 class Classifier:
     """Decides what an exception means, with per-exchange error-code tables.
 
@@ -437,7 +441,7 @@ class Classifier:
         self._tables = _tables(_normalize_overrides(overrides)) if overrides else {}
         self._config = config if config is not None else ClassifierConfig()
         # Code answers without a wait, per (exchange, field, code, class, write).
-        self._memo: dict[tuple[str, str, str, type[BaseException], bool], Outcome] = {}
+        self._memo: dict[_MemoKey, Outcome] = {}
 
     @property
     def config(self) -> ClassifierConfig:
@@ -521,52 +525,13 @@ class Classifier:
         response: Response | None,
         now: float | None,
     ) -> Outcome | None:
+        if entry.ccxt:
+            return self._classify_ccxt(error, entry, write, exchange_id, response, now)
         status = response.status if response is not None else None
         headers = response.headers if response is not None else None
         base = entry.write if write else entry.read
         kind, signal, reason = base.kind, base.signal, base.reason
-        code: str | None = None
-        head = ""
-        rule = entry.rule
-        memo_key: tuple[str, str, str, type[BaseException], bool] | None = None
-        if entry.ccxt:
-            head = _message_head(error)
-            if status is None and rule.by_status:
-                status = status_in_message(head)
-            table = self._table(head, exchange_id)
-            decided = False
-            if table is not None:
-                found = _find_code(head, table.code_fields)
-                if found is not None:
-                    label, code = found
-                    rules = table.codes.get(code)
-                    if rules is not None:
-                        key = (table.exchange_id, label, code, type(error), write)
-                        if response is None and status is None and key in self._memo:
-                            return self._memo[key]  # a code answer seen before
-                        code_rule = _pick(rules, head)
-                        if code_rule is not None:
-                            kind = self._code_kind(code_rule, rule, write)
-                            signal = code_rule.signal
-                            reason = f"{table.exchange_id} {label} {code}"
-                            if code_rule.note:
-                                reason = f"{reason}: {code_rule.note}"
-                            decided = True
-                            if response is None and status is None and rules[0].text is None:
-                                memo_key = key
-            if not decided and status is not None and rule.by_status:
-                decided_status = self._ccxt_status(status, head, table)
-                if decided_status is not None:
-                    kind, signal, note = decided_status
-                    reason = f"{type(error).__name__}: HTTP {status}"
-                    if note:
-                        reason = f"{reason} {note}"
-                    decided = True
-            if not decided:
-                cause = self._ccxt_fallback(error, entry, write, head)
-                if cause is not None:
-                    kind, signal, reason = cause
-        elif entry.http:
+        if entry.http:
             if status is None:
                 found_status = _attribute(error, "status")
                 if isinstance(found_status, int) and not isinstance(found_status, bool):
@@ -578,13 +543,81 @@ class Classifier:
             if http is not None:
                 kind, signal = http
                 reason = f"HTTP {status}"
+        retry_after = self._wait(error, entry.rule, kind, signal, headers, "", now)
+        if retry_after is None and status is None and kind is base.kind and reason == base.reason:
+            return base
+        return Outcome(kind, retry_after, reason, status, None, signal)
+
+    def _classify_ccxt(
+        self,
+        error: Exception,
+        entry: _Entry,
+        write: bool,
+        exchange_id: str | None,
+        response: Response | None,
+        now: float | None,
+    ) -> Outcome:
+        """A ccxt error: its code, the status in its message or attached, its text, its cause."""
+        rule = entry.rule
+        if response is not None and isinstance(error.__cause__, Exception):
+            # ccxt raised it from a transport failure: there was no answer, and
+            # ``last_response_headers`` still holds the previous response's.
+            response = None
+        status = response.status if response is not None else None
+        head = _message_head(error)
+        if status is None and rule.by_status:
+            status = status_in_message(head)
+        table = self._table(head, exchange_id)
+        found = None if table is None else _find_code(head, table.code_fields)
+        label, code = found if found is not None else ("", None)
+        # Answers that depend on nothing but these are memoised: no response
+        # attached, no cause, no text-dependent rule (see the checks below).
+        memo_key = None
+        if response is None and error.__cause__ is None:
+            memo_key = (
+                "" if table is None else table.exchange_id,
+                label,
+                code,
+                status,
+                type(error),
+                write,
+            )
+            memoised = self._memo.get(memo_key)
+            if memoised is not None:
+                return memoised
+        base = entry.write if write else entry.read
+        kind, signal, reason = base.kind, base.signal, base.reason
+        decided = False
+        rules = None if table is None or code is None else table.codes.get(code)
+        if rules is not None:
+            code_rule = _pick(rules, head)
+            if code_rule is not None:
+                kind = self._code_kind(code_rule, rule, write)
+                signal = code_rule.signal
+                reason = f"{table.exchange_id} {label} {code}" if table is not None else reason
+                if code_rule.note:
+                    reason = f"{reason}: {code_rule.note}"
+                decided = True
+            if rules[0].text is not None:
+                memo_key = None  # the message's text decides
+        if not decided and status is not None and rule.by_status:
+            decided_status = self._ccxt_status(status, head, table)
+            if decided_status is not None:
+                kind, signal, note = decided_status
+                reason = f"{type(error).__name__}: HTTP {status}"
+                if note:
+                    reason = f"{reason} {note}"
+                decided = True
+                if status == 403:
+                    memo_key = None  # the ban text decides
+        if not decided:
+            if rule.maintenance_hint:
+                memo_key = None  # the maintenance text decides
+            fallback = self._ccxt_fallback(error, entry, write, head)
+            if fallback is not None:
+                kind, signal, reason = fallback
+        headers = response.headers if response is not None else None
         retry_after = self._wait(error, rule, kind, signal, headers, head, now)
-        if memo_key is not None and retry_after is None:
-            outcome = Outcome(kind, None, reason, None, code, signal)
-            if len(self._memo) >= _CACHE_LIMIT:
-                self._memo.clear()
-            self._memo[memo_key] = outcome
-            return outcome
         if (
             retry_after is None
             and status is None
@@ -593,8 +626,15 @@ class Classifier:
             and signal is base.signal
             and reason == base.reason
         ):
-            return base
-        return Outcome(kind, retry_after, reason, status, code, signal)
+            outcome = base
+        else:
+            outcome = Outcome(kind, retry_after, reason, status, code, signal)
+        if memo_key is not None and signal is not Signal.IP_BAN:
+            # IP_BAN waits depend on the ban text and the live ban_pause.
+            if len(self._memo) >= _CACHE_LIMIT:
+                self._memo.clear()
+            self._memo[memo_key] = outcome
+        return outcome
 
     def _table(self, head: str, exchange_id: str | None) -> ExchangeTable | None:
         if not self._tables:
@@ -643,7 +683,7 @@ class Classifier:
         error: Exception, entry: _Entry, write: bool, head: str
     ) -> tuple[OutcomeKind, Signal | None, str] | None:
         rule = entry.rule
-        if rule.maintenance_hint and "maintenance" in head.lower():
+        if rule.maintenance_hint and _MAINTENANCE.search(head) is not None:
             return OutcomeKind.MAINTENANCE, Signal.MAINTENANCE, f"{entry.read.reason}: maintenance"
         cause = error.__cause__
         if not isinstance(cause, Exception) or isinstance(cause, asyncio.CancelledError):
