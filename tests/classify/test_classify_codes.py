@@ -275,6 +275,7 @@ def test_override_rules_and_write() -> None:
         {"bybit": {"": K.TRANSIENT}},
         {"bybit": {"١٠": K.TRANSIENT}},
         {"bybit": {1.5: K.TRANSIENT}},
+        {"bybit": {10**5000: K.TRANSIENT}},
         {"bybit": [1, 2]},
         {"": {1: K.TRANSIENT}},
         {3: {1: K.TRANSIENT}},

@@ -209,6 +209,7 @@ def _resolve(cls: type[BaseException]) -> _Entry:
 
 _MAX_ID: Final = 33  # the longest exchange id looked for, plus its space
 _NUMERIC: Final = re.compile(r"-?[0-9]{1,30}")
+_MAX_CODE: Final = 10**30
 _CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([^"]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
 _CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, str, re.Pattern[str]], ...]] = {}
 _MAINTENANCE: Final = re.compile("maintenance", re.IGNORECASE)
@@ -234,7 +235,7 @@ def _normalize_code(code: object) -> str | None:
     if isinstance(code, bool):
         return None
     if isinstance(code, int):
-        return str(code)
+        return str(code) if -_MAX_CODE < code < _MAX_CODE else None
     if isinstance(code, str):
         text = code.strip()
         if _NUMERIC.fullmatch(text):
@@ -304,12 +305,13 @@ def _normalize_overrides(
         for code, value in codes.items():
             key = _normalize_code(code)
             if key is None:
+                huge = isinstance(code, int) and not -_MAX_CODE < code < _MAX_CODE
                 errors.append(
                     FieldError(
                         "Classifier",
                         where,
-                        code,
-                        "error codes must be an int or a non-empty ASCII str",
+                        "<an int of over 30 digits>" if huge else code,
+                        "error codes must be an int of at most 30 digits or a non-empty ASCII str",
                     )
                 )
                 continue
