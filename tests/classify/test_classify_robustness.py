@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from virtuoso_resilience.classify import (
+    BUILTIN_OVERRIDES,
     DEFAULT_CLASSIFIER,
     Classifier,
     Outcome,
@@ -240,3 +241,37 @@ def test_status_in_message_needs_ascii_digits() -> None:
         outcome = classify(error, write=True)
         assert outcome.status is None, fake
         assert outcome.kind is AMB, fake  # unknown status: a write may have been applied
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cls=st.sampled_from(walk(ccxt.BaseError, "ccxt")),
+    message=st.one_of(
+        st.sampled_from(
+            [
+                'bybit {"retCode":10006,"retMsg":"Too many visits!"}',
+                'bybit {"retCode":110072,"retMsg":"dup"}',
+                'binance {"code":-1003,"msg":"Way too much; IP banned until 1700000000000"}',
+                'binance {"code":-1003,"msg":"Too much request weight used"}',
+                'binance {"code":-2010,"msg":"Duplicate order sent."}',
+                'binance {"code":-2010,"msg":"Insufficient balance"}',
+                "binance POST https://x 403 Forbidden your IP is banned",
+                "binance POST https://x 403 Forbidden region",
+                "bybit GET https://x 503 Unavailable system maintenance",
+                "bybit GET https://x 503 Unavailable",
+                "binance 418 I'm a teapot {}",
+                'okx {"code":"1","data":[{"sCode":"51016"}]}',
+            ]
+        ),
+        st.text(max_size=60),
+    ),
+    write=st.booleans(),
+)
+def test_memoised_answers_are_the_answers(
+    cls: type[ccxt.BaseError], message: str, write: bool
+) -> None:
+    fresh = Classifier(BUILTIN_OVERRIDES)
+    first = fresh.classify(cls(message), write=write, now=0.0)
+    again = fresh.classify(cls(message), write=write, now=0.0)
+    assert again == first
+    assert Classifier(BUILTIN_OVERRIDES).classify(cls(message), write=write, now=0.0) == first
