@@ -212,7 +212,6 @@ _NUMERIC: Final = re.compile(r"-?[0-9]{1,30}")
 _MAX_CODE: Final = 10**30
 _CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([^"]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
 _CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, str, re.Pattern[str]], ...]] = {}
-_MAINTENANCE: Final = re.compile("maintenance", re.IGNORECASE)
 _BAN_WORDS: Final = ("banned", "ip ban", "ip has been ban", "ip is ban")
 
 
@@ -685,7 +684,7 @@ class Classifier:
         error: Exception, entry: _Entry, write: bool, head: str
     ) -> tuple[OutcomeKind, Signal | None, str] | None:
         rule = entry.rule
-        if rule.maintenance_hint and _MAINTENANCE.search(head) is not None:
+        if rule.maintenance_hint and "maintenance" in head.lower():
             return OutcomeKind.MAINTENANCE, Signal.MAINTENANCE, f"{entry.read.reason}: maintenance"
         cause = error.__cause__
         if not isinstance(cause, Exception) or isinstance(cause, asyncio.CancelledError):
