@@ -34,7 +34,7 @@ __all__ = [
 
 E = TypeVar("E", bound=BaseException)
 
-_ATTR: Final = "__virtuoso_response__"
+_ATTR: Final = "_virtuoso_resilience_response"
 
 MESSAGE_HEAD: Final = 8192
 """Characters of an error message the classifier reads (ccxt puts the
