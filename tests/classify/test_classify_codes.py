@@ -332,3 +332,10 @@ def test_ban_pause_is_a_validated_setting() -> None:
         assert config.ban_pause == 30.0
     with pytest.raises(ConfigurationError, match="ban_pause"):
         ClassifierConfig(ban_pause=7200.0)  # longer than max_retry_after
+
+
+def test_codes_never_carry_query_strings() -> None:
+    error = ccxt.ExchangeError('kraken {"code":"apiKey=SECRET&signature=beef","msg":"x"}')
+    outcome = DEFAULT_CLASSIFIER.with_overrides("kraken", {"1": K.TRANSIENT}).classify(error)
+    assert outcome.code is None
+    assert "SECRET" not in repr(outcome)

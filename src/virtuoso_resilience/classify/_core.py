@@ -210,7 +210,11 @@ def _resolve(cls: type[BaseException]) -> _Entry:
 _MAX_ID: Final = 33  # the longest exchange id looked for, plus its space
 _NUMERIC: Final = re.compile(r"-?[0-9]{1,30}")
 _MAX_CODE: Final = 10**30
-_CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([^"]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
+# A code is quoted (letters, digits, ``_.:- `` and spaces: Kraken's
+# "EAPI:Rate limit exceeded") or bare (a number or a word); never URL or query
+# syntax, so a request echoed into a message cannot smuggle a query string
+# (``signature=...``) into ``Outcome.code``.
+_CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([A-Za-z0-9_.: -]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
 _CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, str, re.Pattern[str]], ...]] = {}
 _BAN_WORDS: Final = ("banned", "ip ban", "ip has been ban", "ip is ban")
 
