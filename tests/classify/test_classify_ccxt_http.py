@@ -59,7 +59,8 @@ async def server(unused_port: int) -> AsyncIterator[tuple[str, Callable[[Answer]
 @pytest.fixture
 async def clients() -> AsyncIterator[dict[str, Any]]:
     made = {
-        name: getattr(ccxt_async, name)({"timeout": 10_000}) for name in ("bybit", "binance", "okx")
+        name: getattr(ccxt_async, name)({"timeout": 10_000})
+        for name in ("bybit", "binance", "okx", "binanceusdm")
     }
     for exchange in made.values():
         exchange.timeout_on_exit = 0
@@ -242,6 +243,9 @@ async def test_a_ban_is_never_retried_before_its_retry_after(
          ccxt.InvalidNonce, T, Signal.CLOCK_SKEW, "-1021"),
         ("binance", 400, {"code": -2010, "msg": "Duplicate order sent."},
          ccxt.InvalidOrder, BZ, Signal.DUPLICATE_CLIENT_ORDER_ID, "-2010"),
+        # ccxt maps -4116 to InvalidOrder only for fapi URLs; the code decides anyway.
+        ("binanceusdm", 400, {"code": -4116, "msg": "ClientOrderId is duplicated."},
+         ccxt.ExchangeError, BZ, Signal.DUPLICATE_CLIENT_ORDER_ID, "-4116"),
         ("binance", 400, {"code": -2013, "msg": "Order does not exist."},
          ccxt.OrderNotFound, BZ, Signal.ORDER_NOT_FOUND, "-2013"),
         ("binance", 429, {"code": -1003, "msg": "Too much request weight used."},

@@ -339,3 +339,27 @@ def test_codes_never_carry_query_strings() -> None:
     outcome = DEFAULT_CLASSIFIER.with_overrides("kraken", {"1": K.TRANSIENT}).classify(error)
     assert outcome.code is None
     assert "SECRET" not in repr(outcome)
+
+
+@pytest.mark.parametrize(
+    ("message", "signal"),
+    [
+        ('binanceusdm {"code":-4116,"msg":"ClientOrderId is duplicated."}',
+         Signal.DUPLICATE_CLIENT_ORDER_ID),
+        ('binancecoinm {"code":-1021,"msg":"Timestamp outside recvWindow"}', Signal.CLOCK_SKEW),
+        ('binanceus {"code":-2010,"msg":"Duplicate order sent."}',
+         Signal.DUPLICATE_CLIENT_ORDER_ID),
+        ('okxus {"code":"1","data":[{"sCode":"51016","sMsg":"dup"}]}',
+         Signal.DUPLICATE_CLIENT_ORDER_ID),
+        ('myokx {"code":"50011","msg":"Too Many Requests"}', Signal.RATE_LIMIT),
+    ],
+)  # fmt: skip
+def test_ccxt_family_ids_share_their_parent_s_table(message: str, signal: Signal) -> None:
+    assert classify(ccxt.ExchangeError(message)).signal is signal
+
+
+def test_an_explicit_table_for_a_family_id_wins_over_the_alias() -> None:
+    own = DEFAULT_CLASSIFIER.with_overrides("binanceusdm", {-4116: K.PERMANENT})
+    error = ccxt.InvalidOrder('binanceusdm {"code":-4116,"msg":"ClientOrderId is duplicated."}')
+    assert own.classify(error).kind is PM
+    assert own.classify(ccxt.InvalidOrder('binance {"code":-4116}')).kind is BZ

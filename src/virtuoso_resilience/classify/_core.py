@@ -362,8 +362,16 @@ def _tables(
             known.code_fields if known else DEFAULT_CODE_FIELDS,
             MappingProxyType(dict(table_codes)),
             known.forbidden_is_ban if known else False,
+            known.aliases if known else (),
         )
     return tables
+
+
+def _lookup(tables: Mapping[str, ExchangeTable]) -> dict[str, ExchangeTable]:
+    """Exchange id -> table, aliases included; an explicit table wins over an alias."""
+    found = {alias: table for table in tables.values() for alias in table.aliases}
+    found.update(tables)
+    return found
 
 
 BUILTIN_OVERRIDES: Final[Mapping[str, Mapping[str, tuple[CodeRule, ...]]]] = MappingProxyType(
@@ -431,7 +439,7 @@ class Classifier:
     :meth:`with_overrides` returns a new one.
     """
 
-    __slots__ = ("_config", "_memo", "_tables")
+    __slots__ = ("_by_id", "_config", "_memo", "_tables")
 
     def __init__(
         self,
@@ -444,6 +452,7 @@ class Classifier:
                 [FieldError("Classifier", "config", config, "must be a ClassifierConfig or None")]
             )
         self._tables = _tables(_normalize_overrides(overrides)) if overrides else {}
+        self._by_id = _lookup(self._tables)
         self._config = config if config is not None else ClassifierConfig()
         # Code answers without a wait, per (exchange, field, code, class, write).
         self._memo: dict[_MemoKey, Outcome] = {}
@@ -642,13 +651,13 @@ class Classifier:
         return outcome
 
     def _table(self, head: str, exchange_id: str | None) -> ExchangeTable | None:
-        if not self._tables:
+        if not self._by_id:
             return None
         if exchange_id:
-            return self._tables.get(exchange_id.strip().lower())
+            return self._by_id.get(exchange_id.strip().lower())
         # ccxt's messages start with the exchange id and a space.
         space = head.find(" ", 0, _MAX_ID)
-        return self._tables.get(head[:space]) if space > 0 else None
+        return self._by_id.get(head[:space]) if space > 0 else None
 
     @staticmethod
     def _code_kind(code_rule: CodeRule, rule: Rule, write: bool) -> OutcomeKind:
@@ -764,6 +773,7 @@ class Classifier:
             merged[exchange] = {**merged.get(exchange, {}), **table}
         clone = Classifier.__new__(Classifier)
         clone._tables = _tables(merged)
+        clone._by_id = _lookup(clone._tables)
         clone._config = self._config
         clone._memo = {}
         return clone
