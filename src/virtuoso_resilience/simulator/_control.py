@@ -246,12 +246,11 @@ async def _dispatch(sim: Simulator, request: web.BaseRequest) -> web.Response:
     if path == "/__sim__/market/tick" and method == "POST":
         body = _object(await _body(request), _TICK_FIELDS, '{"steps": 10, "symbol": "ETHUSDT"}')
         steps = _integer(body.get("steps", 1), "steps", 1, _MAX_STEPS, _TICK_FIELDS["steps"])
-        raw_symbol = body.get("symbol")
-        symbol = (
-            None if raw_symbol is None else _symbol(raw_symbol, "symbol", _TICK_FIELDS["symbol"])
-        )
+        tick_symbol: str | None = None
+        if body.get("symbol") is not None:
+            tick_symbol = _symbol(body["symbol"], "symbol", _TICK_FIELDS["symbol"])
         try:
-            sim.market.tick(symbol, steps)
+            sim.market.tick(tick_symbol, steps)
         except KeyError as exc:
             return _error(str(exc.args[0]), 404, field="symbol")
         return _json(sim.market.snapshot())
