@@ -211,15 +211,17 @@ async def test_reset_before_start_installs_configured_faults_once() -> None:
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ('{"symbol": "BTCUSDT", "price": NaN}', "NaN is not a JSON number"),
-        ('{"symbol": "BTCUSDT", "price": Infinity}', "Infinity is not a JSON number"),
-        ('{"symbol": "BTCUSDT", "price": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"symbol": "BTCUSDT", "price": NaN}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": Infinity}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": -Infinity}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": 1e999999}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": 1' + "1" * 400 + ".5}", "price must be a finite number"),
         ('{"symbol": "BTCUSDT", "price": 1e400}', "price must be a finite number"),
         ('{"symbol": "BTCUSDT", "price": 1' + "0" * 400 + "}", "price must be a finite number"),
         ('{"symbol": "BTCUSDT", "price": 0}', "price must be a finite number in 1e-08..1e+15"),
         ('{"symbol": "BTCUSDT", "price": -0.0}', "price must be a finite number in 1e-08..1e+15"),
-        ('{"symbol": "BTCUSDT", "price": "70000"}', "price must be a number"),
-        ('{"symbol": "BTCUSDT", "price": true}', "price must be a number"),
+        ('{"symbol": "BTCUSDT", "price": "70000"}', "price must be a finite number"),
+        ('{"symbol": "BTCUSDT", "price": true}', "price must be a finite number"),
         ('{"symbol": 5, "price": 70000}', "symbol must be a string"),
     ],
 )

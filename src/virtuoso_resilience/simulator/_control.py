@@ -10,6 +10,7 @@ what is allowed. Request bodies are parsed as strict JSON too: ``NaN``,
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from ._market import MAX_PRICE, MIN_PRICE, check_price
 if TYPE_CHECKING:
     from ._server import Simulator
 
-__all__ = ["BadControlRequest", "dumps_strict", "handle_control", "loads_strict"]
+__all__ = ["BadControlRequest", "NonFinite", "dumps_strict", "handle_control", "loads_strict"]
 
 _MAX_ID_DIGITS = 18
 _MAX_STEPS = 100_000
@@ -38,18 +39,38 @@ class BadControlRequest(ValueError):
         super().__init__(message)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+class NonFinite:
+    """A JSON number that is not a finite float: ``NaN``, ``Infinity``, ``1e999999``.
+
+    :func:`loads_strict` puts one where such a number stood, so that the
+    validator of that field refuses it by name (no float ever holds it).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text if len(text) <= 40 else text[:37] + "..."
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _parse_float(text: str) -> float | NonFinite:
+    value = float(text)
+    return value if math.isfinite(value) else NonFinite(text)
 
 
 def loads_strict(text: str) -> Any:
-    """Parse strict JSON: ``NaN``, ``Infinity`` and ``-Infinity`` are refused.
+    """Parse JSON without letting a non-finite number in.
 
-    Raises :class:`ValueError` (also for nesting too deep to parse, and for
-    integers of more than 4300 digits).
+    ``NaN``, ``Infinity``, ``-Infinity`` and numbers too large for a float
+    (``1e999999``, 400 digits with a decimal point) become :class:`NonFinite`
+    markers, which every validator refuses naming the field. Raises
+    :class:`ValueError` for invalid JSON, nesting too deep to parse and
+    integers of more than 4300 digits.
     """
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=NonFinite, parse_float=_parse_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -90,9 +111,7 @@ async def _body(request: web.BaseRequest) -> Any:
         try:
             return loads_strict(text)
         except ValueError as exc:
-            raise BadControlRequest(
-                f"body is not valid JSON ({exc}); NaN and Infinity are not allowed"
-            ) from None
+            raise BadControlRequest(f"body is not valid JSON ({exc})") from None
     return text
 
 

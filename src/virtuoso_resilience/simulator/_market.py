@@ -105,14 +105,18 @@ def check_price(price: object, name: str = "price") -> float:
 
     NaN, infinities, bools and strings are rejected: they would break every later answer.
     """
-    if isinstance(price, bool) or not isinstance(price, int | float):
-        raise ValueError(f"{name} must be a number, got {price!r}")
-    try:
-        value = float(price)
-    except OverflowError:
-        value = math.inf
+    value = math.nan
+    if not isinstance(price, bool) and isinstance(price, int | float):
+        try:
+            value = float(price)
+        except OverflowError:
+            value = math.inf
     if not (math.isfinite(value) and MIN_PRICE <= value <= MAX_PRICE):
-        shown = repr(price) if len(repr(value)) < 40 else f"{value:g}"
+        if isinstance(price, int | float) and not isinstance(price, bool) and abs(value) >= 1e40:
+            shown = f"{value:g}"  # not a 400-digit repr
+        else:
+            shown = repr(price)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise ValueError(
             f"{name} must be a finite number in {MIN_PRICE:g}..{MAX_PRICE:g}, got {shown}"
         )

@@ -15,7 +15,7 @@ from aiohttp import web
 from ..clock import Clock
 from ._auth import AuthFailure, authenticate, key_fingerprint
 from ._config import MAX_SEED, SimulatorConfig
-from ._control import dumps_strict, handle_control, loads_strict
+from ._control import NonFinite, dumps_strict, handle_control, loads_strict
 from ._faults import Fault, FaultHandle, FaultKind, FaultSet, FaultSpecError, Plan
 from ._market import BybitError, MarketModel
 from ._ratelimit import RateLimiter, Verdict, Violation
@@ -461,15 +461,16 @@ class Simulator:
             if not raw:
                 return {}
             try:
-                body = loads_strict(raw)  # no NaN / Infinity; deep nesting is a ValueError too
+                body = loads_strict(raw)  # deep nesting is a ValueError too
             except ValueError:
                 raise BybitError(10001, "params error: request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise BybitError(10001, "params error: request body must be a JSON object")
             for name, value in body.items():
-                # the endpoints served take scalars only; a list or object is a bad parameter
-                if isinstance(value, list | dict):
-                    raise BybitError(10001, f"params error: {name} is invalid")
+                # the endpoints served take scalars only; a list, an object or a
+                # number no float can hold (NaN, 1e999999) is a bad parameter
+                if isinstance(value, list | dict | NonFinite):
+                    raise BybitError(10001, f"params error: {str(name)[:40]} is invalid")
             return body
         return dict(parse_qsl(raw, keep_blank_values=True))
 
