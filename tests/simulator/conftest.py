@@ -18,8 +18,8 @@ from virtuoso_resilience.simulator._auth import sign
 
 ExchangeFactory = Callable[..., Awaitable[Any]]
 Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
-Answer = tuple[int, str]
-"""HTTP status and body text of a raw request."""
+BybitCall = Callable[..., Awaitable[tuple[int, Any]]]
+"""``await bybit(method, path, query=..., body=...)`` -> (HTTP status, parsed strict JSON)."""
 
 
 def strict_json(text: str) -> Any:
@@ -31,7 +31,7 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-async def signed_request(
+async def _signed_request(
     session: aiohttp.ClientSession,
     sim: Simulator,
     method: str,
@@ -39,13 +39,7 @@ async def signed_request(
     *,
     query: str = "",
     body: str | bytes = b"",
-    content_type: str = "application/json",
-) -> Answer:
-    """Send a Bybit v5 request with exactly this raw query / body, signed as ccxt signs it.
-
-    The query string goes out byte for byte (no re-encoding), so the signature
-    matches what the simulator receives and authentication passes.
-    """
+) -> tuple[int, Any]:
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     payload = query if method == "GET" else raw.decode("utf-8", "replace")
     ts = str(int(time.time() * 1000))
@@ -56,10 +50,28 @@ async def signed_request(
         "X-BAPI-SIGN": sign(sim.api_secret, ts, sim.api_key, "5000", payload),
     }
     if method != "GET":
-        headers["Content-Type"] = content_type
+        headers["Content-Type"] = "application/json"
     url = URL(sim.base_url + path + ("?" + query if query else ""), encoded=True)
     async with session.request(method, url, data=raw or None, headers=headers) as response:
-        return response.status, await response.text()
+        text = await response.text()
+        assert response.status < 500, (response.status, text[:300])
+        return response.status, strict_json(text)
+
+
+@pytest.fixture
+async def bybit(sim: Simulator) -> AsyncIterator[BybitCall]:
+    """Send raw Bybit v5 requests to ``sim``, signed as ccxt signs them.
+
+    The query string goes out byte for byte (no re-encoding), so the signature
+    matches what the simulator receives and authentication passes. Every
+    answer must be below 500 and strict JSON.
+    """
+    async with aiohttp.ClientSession() as session:
+
+        async def call(method: str, path: str, **kw: Any) -> tuple[int, Any]:
+            return await _signed_request(session, sim, method, path, **kw)
+
+        yield call
 
 
 @pytest.fixture
