@@ -175,7 +175,8 @@ def test_any_text_parses_or_raises_fault_spec_error(spec: str) -> None:
     try:
         faults = parse_faults(spec)
     except FaultSpecError as exc:
-        assert exc.problem
+        problem = exc.problem
+        assert problem
     else:
         for fault in faults:
             assert parse_faults(fault.describe()) == [fault]
