@@ -84,6 +84,15 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "...")
 
 
+def _repr(value: object) -> str:
+    """``repr(value)`` cut to a readable length; safe for any parsed JSON value."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deep nesting, an int too long to print
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=dumps_strict(data), status=status, content_type="application/json")
 
@@ -122,7 +131,7 @@ def _object(body: Any, allowed: dict[str, str], example: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadControlRequest(
             f"body must be empty or a JSON object such as {example}, got "
-            + _shown(body if isinstance(body, str) else type(body).__name__),
+            + (_shown(body) if isinstance(body, str) else _repr(body)),
             allowed=", ".join(allowed),
         )
     unknown = sorted(k for k in body if k not in allowed)
@@ -152,10 +161,7 @@ def _faults_from(body: Any) -> list[Fault] | str:
     faults: list[Fault] = []
     for item in items:
         if not isinstance(item, dict):
-            raise FaultSpecError(
-                _shown(json.dumps(item, allow_nan=False))[:_SHOWN],
-                "each fault must be a JSON object",
-            )
+            raise FaultSpecError(_repr(item), "each fault must be a JSON object")
         faults.append(Fault.from_dict(item))
     return faults
 
@@ -173,9 +179,8 @@ _TICK_FIELDS = {
 
 def _integer(value: Any, name: str, low: int, high: int, allowed: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        shown = value if isinstance(value, bool | float | str | type(None)) else type(value)
         raise BadControlRequest(
-            f"{name} must be {allowed}, got {_shown(repr(shown))}", field=name, allowed=allowed
+            f"{name} must be {allowed}, got {_repr(value)}", field=name, allowed=allowed
         )
     return value
 
@@ -183,7 +188,7 @@ def _integer(value: Any, name: str, low: int, high: int, allowed: str) -> int:
 def _symbol(value: Any, name: str, allowed: str) -> str:
     if not isinstance(value, str):
         raise BadControlRequest(
-            f"{name} must be {allowed}, got {_shown(repr(value))}", field=name, allowed=allowed
+            f"{name} must be {allowed}, got {_repr(value)}", field=name, allowed=allowed
         )
     return value
 
