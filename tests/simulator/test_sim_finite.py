@@ -386,3 +386,16 @@ def test_simulate_cli_refuses_a_seed_out_of_range(
         cli.main(["--seed", seed])
     assert caught.value.code == 2
     assert "--seed" in capsys.readouterr().err
+
+
+async def test_a_megabyte_of_faults_is_refused_not_installed(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    spec = ",".join(["reset=0"] * 100_000)  # 800 KB: 100 000 faults
+    status, answer = await _post(http, sim, "/__sim__/faults", spec, "text/plain")
+    assert status == 400 and "at most 10000 faults" in answer["error"], answer
+    assert len(sim.faults) == 0
+    with pytest.raises(FaultSpecError, match="at most 10000"):
+        sim.faults.add(",".join(["hang=0"] * 10_001))
+    sim.faults.add(",".join(["hang=0"] * 10_000))
+    assert len(sim.faults) == 10_000

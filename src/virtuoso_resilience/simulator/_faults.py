@@ -111,6 +111,8 @@ MAX_COUNT = 1_000_000_000
 """The largest ``count`` and rate ``limit`` a fault accepts."""
 MAX_RETCODE = 2**31 - 1
 """Bybit retCodes are 32-bit integers; a fault's ``retcode`` stays within +-this."""
+MAX_FAULTS = 10_000
+"""The most faults a simulator holds at once (each request consults all of them)."""
 MAX_TEXT = 1000
 """The longest ``endpoint`` or ``message`` a fault accepts (characters)."""
 _MAX_SHOWN = 120
@@ -563,13 +565,10 @@ def parse_faults(spec: str) -> list[Fault]:
     Raises :class:`FaultSpecError` (a :class:`ValueError`) naming the first bad
     token and the allowed keys and forms. An empty string gives no faults.
     """
-    faults: list[Fault] = []
-    for raw in spec.split(","):
-        token = raw.strip()
-        if not token:
-            continue
-        faults.append(_parse_item(token))
-    return faults
+    tokens = [token for token in (raw.strip() for raw in spec.split(",")) if token]
+    if len(tokens) > MAX_FAULTS:
+        raise FaultSpecError(f"<{len(tokens)} items>", f"a spec holds at most {MAX_FAULTS} faults")
+    return [_parse_item(token) for token in tokens]
 
 
 def _fmt_num(value: float) -> str:
@@ -768,6 +767,12 @@ class FaultSet:
                     faults.append(item)
         now = self.clock.now()
         self._prune(now)
+        if len(self._entries) + len(faults) > MAX_FAULTS:
+            raise FaultSpecError(
+                f"<{len(faults)} faults>",
+                f"at most {MAX_FAULTS} faults can be installed at once "
+                f"({len(self._entries)} are); remove some first",
+            )
         entries = [_Entry(next(self._ids), f, now, f.count) for f in faults]
         for entry in entries:
             self._entries[entry.id] = entry

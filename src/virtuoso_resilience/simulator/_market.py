@@ -38,6 +38,7 @@ __all__ = [
     "Instrument",
     "MarketModel",
     "check_price",
+    "echo",
 ]
 
 ZERO = Decimal(0)
@@ -89,6 +90,15 @@ def _exact(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 _OPEN = ("New", "PartiallyFilled", "Untriggered")
+
+
+def echo(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a hostile parameter is not echoed in full."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BybitError(Exception):
@@ -463,7 +473,7 @@ class MarketModel:
         if not category:
             raise BybitError(10001, "params error: category is required")
         if category not in CATEGORIES:
-            raise BybitError(10001, f"params error: category {category!r} is not supported")
+            raise BybitError(10001, f"params error: category {echo(category)} is not supported")
         if not symbol:
             raise BybitError(10001, "params error: symbol is required")
         inst = self.instruments.get((category, symbol))
@@ -490,7 +500,7 @@ class MarketModel:
     def _quote(self, symbol: str) -> _Quote:
         quote = self._quotes.get(symbol)
         if quote is None:
-            raise KeyError(f"unknown symbol {symbol!r}; known: {', '.join(self._quotes)}")
+            raise KeyError(f"unknown symbol {echo(symbol)}; known: {', '.join(self._quotes)}")
         return quote
 
     # -- prices -----------------------------------------------------------------
@@ -616,7 +626,7 @@ class MarketModel:
         """Synthetic candles, newest first; the newest closes at the current price."""
         seconds = KLINE_INTERVALS.get(interval)
         if seconds is None:
-            raise BybitError(10001, f"params error: Invalid period {interval!r}")
+            raise BybitError(10001, f"params error: Invalid period {echo(interval)}")
         width = seconds * 1000
         last = (now_ms // width) * width
         if end is not None:

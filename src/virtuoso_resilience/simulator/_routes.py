@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._market import CATEGORIES, MAX_TIMESTAMP_MS, BybitError, MarketModel
+from ._market import CATEGORIES, MAX_TIMESTAMP_MS, BybitError, MarketModel, echo
 
 __all__ = ["ROUTES", "Route", "RouteContext"]
 
@@ -72,7 +72,7 @@ def instruments_info(params: Mapping[str, Any], ctx: RouteContext) -> Any:
     if not category:
         raise BybitError(10001, "params error: category is required")
     if category not in ("spot", "linear", "inverse", "option"):
-        raise BybitError(10001, f"params error: category {category!r} is invalid")
+        raise BybitError(10001, f"params error: category {echo(category)} is invalid")
     if params.get("status") not in (None, "", "Trading") or category not in CATEGORIES:
         items: list[Any] = []
     else:
