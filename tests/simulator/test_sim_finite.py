@@ -166,9 +166,17 @@ def test_grammar_refuses_bad_numbers_naming_the_token(kind: FaultKind, name: str
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.text(
-        alphabet=st.sampled_from(list("abcdefghijklmnoprstuy_@/*=#~:.,-+% 0123456789²①٣eE")),
-        max_size=40,
+    st.one_of(
+        st.text(
+            alphabet=st.sampled_from(list("abcdefghijklmnoprstuy_@/*=#~:.,-+% 0123456789²①٣eE")),
+            max_size=40,
+        ),
+        st.builds(
+            "{}={}{}".format,
+            st.sampled_from(["latency", "http", "rate_limit", "late_response", "reset", "retcode"]),
+            st.text(max_size=20),
+            st.sampled_from(["", "#2", "~1s", "#①", "~1s..²s"]),
+        ),
     )
 )
 def test_any_text_parses_or_raises_fault_spec_error(spec: str) -> None:

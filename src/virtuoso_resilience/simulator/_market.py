@@ -974,7 +974,8 @@ class MarketModel:
         else:
             delta = order.qty if order.side == "Buy" else -order.qty
             size, entry, pnl = _after_fill(pos.size, pos.entry, delta, fill_price)
-            kept = [o for o in resting if o not in _excess_reduce_only(size, resting)]
+            cancelled = {id(o) for o in _excess_reduce_only(size, resting)}
+            kept = [o for o in resting if id(o) not in cancelled]
             after = abs(size) * entry / lev + self._order_im(size, kept)
         if after > before and self.free(inst.quote) + pnl - (after - before) < 0:
             raise BybitError(110007, "ab not enough for new order")
