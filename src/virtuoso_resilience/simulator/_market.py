@@ -406,7 +406,22 @@ class MarketModel:
         quote: str = "USDT",
     ) -> None:
         for base, price in prices.items():
-            check_price(price, f"prices[{base!r}]")
+            check_price(price, f"prices[{echo(base)}]")
+        for coin, amount in balances.items():
+            if (
+                isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+                or not 0 <= amount <= MAX_BALANCE
+            ):
+                raise ValueError(
+                    f"balances[{echo(coin)}] must be a finite number in 0..{MAX_BALANCE:g}, "
+                    f"got {echo(amount)}"
+                )
+        if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= 100:
+            raise ValueError(f"leverage must be an integer in 1..100, got {echo(leverage)}")
+        if not (isinstance(volatility, int | float) and 0 <= volatility <= 0.1):
+            shown = echo(volatility)
+            raise ValueError(f"volatility must be a finite number in 0..0.1, got {shown}")
         self._wall_ms = wall_ms
         self.seed = seed
         self.quote = quote
