@@ -265,10 +265,14 @@ async def test_lost_response_leaves_the_order_booked(binance: Any, bsim: Simulat
     # ccxt 'fetchOrder' GETs the same path: the fault only fires on a successful answer,
     # and the first successful one is the create
     with pytest.raises(ccxt.NetworkError):
-        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"})
+        await binance.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"}
+        )
     assert handle.fired == 1
     found = await binance.fetch_order(None, "BTC/USDT", {"clientOrderId": "l-1"})
     assert found["status"] == "open"
     with pytest.raises(ccxt.InvalidOrder, match="Duplicate order sent"):
-        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"})
+        await binance.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"}
+        )
     assert bsim.stats.orders_created == 1

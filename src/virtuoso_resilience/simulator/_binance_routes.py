@@ -43,6 +43,8 @@ _LONG_RANGE = r"^[0-9]{1,20}$"
 _SYMBOL = re.compile(r"^[A-Z0-9-_.]{1,20}$")
 _SYMBOL_RANGE = r"^[A-Z0-9-_.]{1,20}$"
 _SYMBOLS_RANGE = r'^\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\]$'
+_SYMBOLS = re.compile(r'\[("[A-Z0-9_.-]{1,20}"(,"[A-Z0-9_.-]{1,20}")*)?\]')
+"""Checked before ``json.loads``: no nesting (deep nesting would exhaust the recursion limit)."""
 MAX_LONG = 2**63 - 1
 
 KLINE_INTERVALS: Mapping[str, str] = {
@@ -106,7 +108,7 @@ def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
     raw = _opt(params, name)
     if raw is None:
         return None
-    if not _DECIMAL.match(raw):
+    if not _DECIMAL.fullmatch(raw):
         raise illegal(name, _DECIMAL_RANGE)
     return Decimal(raw)
 
@@ -115,7 +117,7 @@ def _long(params: Mapping[str, str], name: str) -> int | None:
     raw = _opt(params, name)
     if raw is None:
         return None
-    if not _LONG.match(raw) or int(raw) > MAX_LONG:
+    if not _LONG.fullmatch(raw) or int(raw) > MAX_LONG:
         raise illegal(name, _LONG_RANGE)
     return int(raw)
 
@@ -132,7 +134,7 @@ def _limit(params: Mapping[str, str], default: int, high: int) -> int:
 
 
 def _instrument(market: MarketModel, symbol: str) -> Instrument:
-    if not _SYMBOL.match(symbol):
+    if not _SYMBOL.fullmatch(symbol):
         raise illegal("symbol", _SYMBOL_RANGE)
     inst = market.instruments.get((SPOT, symbol))
     if inst is None:
@@ -153,9 +155,11 @@ def _symbols(params: Mapping[str, str], market: MarketModel) -> list[Instrument]
         return [_instrument(market, one)]
     if many is None:
         return None
+    if len(many) > 25_000 or not _SYMBOLS.fullmatch(many):
+        raise illegal("symbols", _SYMBOLS_RANGE)
     try:
         names = json.loads(many)
-    except ValueError:
+    except (ValueError, RecursionError):  # pragma: no cover - the pattern admits neither
         raise illegal("symbols", _SYMBOLS_RANGE) from None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise illegal("symbols", _SYMBOLS_RANGE)
@@ -304,7 +308,7 @@ class BinanceBook:
         if order_type not in ORDER_TYPES:
             raise BinanceError(-1116, "Invalid orderType.")
         client_id = _opt(params, "newClientOrderId")
-        if client_id is not None and not CLIENT_ID.match(client_id):
+        if client_id is not None and not CLIENT_ID.fullmatch(client_id):
             raise illegal("newClientOrderId", CLIENT_ID_RANGE)
         resp_type = _opt(params, "newOrderRespType")
         if resp_type is not None and resp_type not in ("ACK", "RESULT", "FULL"):
@@ -398,7 +402,7 @@ class BinanceBook:
         if state.status not in ("NEW", "PARTIALLY_FILLED"):
             raise BinanceError(-2011, "Unknown order sent.")
         cancel_id = _opt(params, "newClientOrderId")
-        if cancel_id is not None and not CLIENT_ID.match(cancel_id):
+        if cancel_id is not None and not CLIENT_ID.fullmatch(cancel_id):
             raise illegal("newClientOrderId", CLIENT_ID_RANGE)
         try:
             self.market.cancel_order(
