@@ -276,3 +276,51 @@ async def test_lost_response_leaves_the_order_booked(binance: Any, bsim: Simulat
             "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"}
         )
     assert bsim.stats.orders_created == 1
+
+
+async def test_a_client_with_ccxt_default_options_loads_currencies_and_margins(
+    bsim: Simulator,
+) -> None:
+    """Only the URLs and ``fetchMarkets`` changed: ccxt's default ``fetchCurrencies`` and
+    ``fetchMargins`` calls are served too, and every other API key points at the simulator."""
+    config = bsim.ccxt_config()
+    exchange = ccxt.binance(
+        {
+            "apiKey": bsim.api_key,
+            "secret": bsim.api_secret,
+            "urls": config["urls"],
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+            "enableRateLimit": False,
+        }
+    )
+    exchange.timeout_on_exit = 0
+    try:
+        await exchange.load_markets()
+        assert set(exchange.currencies) >= {"USDT", "BTC", "ETH", "SOL"}
+        assert exchange.currencies["BTC"]["networks"]["BTC"]["withdraw"] is True
+        assert {
+            "/api/v3/exchangeInfo",
+            "/sapi/v1/capital/config/getall",
+            "/sapi/v1/margin/allPairs",
+            "/sapi/v1/margin/isolated/allPairs",
+        } <= set(bsim.stats.by_path)
+        assert all(url.startswith(bsim.base_url) for url in exchange.urls["api"].values())
+        # a futures call reaches the simulator (and is not served) instead of the real exchange
+        with pytest.raises(ccxt.ExchangeNotAvailable, match="404"):
+            await exchange.fapiPublicGetTime()
+        assert bsim.request_count("/fapi/v1/time") == 1
+    finally:
+        await exchange.close()
+
+
+async def test_configure_ccxt_rewrites_every_api_url(bsim: Simulator) -> None:
+    exchange = ccxt.binance()
+    exchange.urls["api"]["someFutureApi"] = "https://new.binance.com/x/v9"
+    bsim.configure_ccxt(exchange)
+    try:
+        assert exchange.urls["api"]["someFutureApi"] == bsim.base_url + "/x/v9"
+        assert all(url.startswith(bsim.base_url) for url in exchange.urls["api"].values())
+        assert exchange.options["fetchMarkets"]["types"] == ["spot"]
+        assert exchange.options["fetchMarkets"]["loadAllOptions"] is False  # merged, not replaced
+    finally:
+        await exchange.close()

@@ -15,8 +15,11 @@ import pytest
 from virtuoso_resilience.clock import FakeClock
 from virtuoso_resilience.errors import ConfigurationError
 from virtuoso_resilience.simulator import BinanceLimits, Simulator, SimulatorConfig
-from virtuoso_resilience.simulator._binance_limits import BinanceLimiter, request_weight
-from virtuoso_resilience.simulator._binance_server import interval_label
+from virtuoso_resilience.simulator._binance_limits import (
+    BinanceLimiter,
+    interval_label,
+    request_weight,
+)
 
 
 def test_weights_follow_binance_per_endpoint_and_parameter() -> None:

@@ -27,6 +27,7 @@ from ._binance_errors import (
     mandatory,
     not_required,
 )
+from ._binance_limits import interval
 from ._market import BybitError, Instrument, MarketModel
 
 __all__ = ["BINANCE_ROUTES", "BinanceBook", "BinanceContext", "BinanceRoute"]
@@ -569,8 +570,8 @@ def exchange_info(params: Mapping[str, str], ctx: BinanceContext) -> Any:
         "rateLimits": [
             {
                 "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "SECOND",
-                "intervalNum": max(1, round(limits.weight_period)),
+                "interval": interval(limits.weight_period)[0],
+                "intervalNum": interval(limits.weight_period)[1],
                 "limit": limits.weight_limit,
             },
             {
@@ -903,6 +904,57 @@ def my_trades(params: Mapping[str, str], ctx: BinanceContext) -> Any:
     return trades[:limit] if from_id is not None or start is not None else trades[-limit:]
 
 
+def coins(params: Mapping[str, str], ctx: BinanceContext) -> Any:
+    """``/sapi/v1/capital/config/getall``: what ccxt's ``fetch_currencies`` reads."""
+    wallet = ctx.market.wallet_balance()["list"][0]["coin"]
+    out = []
+    for entry in wallet:
+        coin = entry["coin"]
+        total, locked = Decimal(entry["walletBalance"]), Decimal(entry["locked"])
+        out.append(
+            {
+                "coin": coin,
+                "name": coin,
+                "depositAllEnable": True,
+                "withdrawAllEnable": True,
+                "free": fmt8(total - locked),
+                "locked": fmt8(locked),
+                "freeze": fmt8(ZERO),
+                "withdrawing": fmt8(ZERO),
+                "ipoing": fmt8(ZERO),
+                "ipoable": fmt8(ZERO),
+                "storage": fmt8(ZERO),
+                "isLegalMoney": False,
+                "trading": True,
+                "networkList": [
+                    {
+                        "network": coin,
+                        "coin": coin,
+                        "name": coin,
+                        "isDefault": True,
+                        "depositEnable": True,
+                        "withdrawEnable": True,
+                        "withdrawFee": fmt8(ZERO),
+                        "withdrawMin": fmt8(ZERO),
+                        "withdrawMax": fmt8(Decimal(10_000_000)),
+                        "withdrawIntegerMultiple": fmt8(EIGHT),
+                        "depositDust": fmt8(EIGHT),
+                        "minConfirm": 1,
+                        "unLockConfirm": 1,
+                        "sameAddress": False,
+                        "busy": False,
+                    }
+                ],
+            }
+        )
+    return out
+
+
+def no_margin_pairs(params: Mapping[str, str], ctx: BinanceContext) -> Any:
+    """``/sapi/v1/margin/allPairs`` and ``.../isolated/allPairs``: no margin trading."""
+    return []
+
+
 def _route(method: str, signed: bool, handler: Handler, *names: str) -> BinanceRoute:
     extra = ("timestamp", "recvWindow", "signature") if signed else ()
     return BinanceRoute(method, signed, handler, frozenset((*names, *extra)))
@@ -945,6 +997,9 @@ BINANCE_ROUTES: Mapping[tuple[str, str], BinanceRoute] = {
         "GET", False, klines, "symbol", "interval", "startTime", "endTime", "timeZone", "limit"
     ),
     ("GET", "/api/v3/account"): _route("GET", True, account, "omitZeroBalances"),
+    ("GET", "/sapi/v1/capital/config/getall"): _route("GET", True, coins),
+    ("GET", "/sapi/v1/margin/allPairs"): _route("GET", True, no_margin_pairs, "symbol"),
+    ("GET", "/sapi/v1/margin/isolated/allPairs"): _route("GET", True, no_margin_pairs, "symbol"),
     ("POST", "/api/v3/order"): _route("POST", True, order_create, *_ORDER_PARAMS),
     ("GET", "/api/v3/order"): _route(
         "GET", True, order_query, "symbol", "orderId", "origClientOrderId"
