@@ -324,3 +324,33 @@ async def test_configure_ccxt_rewrites_every_api_url(bsim: Simulator) -> None:
         assert exchange.options["fetchMarkets"]["loadAllOptions"] is False  # merged, not replaced
     finally:
         await exchange.close()
+
+
+async def test_reset_forgets_binance_orders_and_weights(binance: Any, bsim: Simulator) -> None:
+    order = await binance.create_order(
+        "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "z"}
+    )
+    assert "dialect=binance" in repr(bsim)
+    assert "orders=1" in repr(bsim)
+    bsim.reset()
+    with pytest.raises(ccxt.OrderNotFound):
+        await binance.fetch_order(order["id"], "BTC/USDT")
+    with pytest.raises(ccxt.OrderNotFound):
+        await binance.fetch_order(None, "BTC/USDT", {"clientOrderId": "z"})
+    assert binance.last_response_headers["X-MBX-USED-WEIGHT-1M"] == "8"  # the 2 queries since
+    again = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    assert again["id"] == order["id"]  # same seed, same ids
+    assert (await binance.fetch_balance())["USDT"]["used"] == 500.0
+
+
+async def test_another_api_key_shares_the_account_and_is_counted_apart(
+    make_binance: Factory, bsim: Simulator
+) -> None:
+    bsim.add_api_key("second-key", "second-secret")
+    first = await make_binance()
+    second = await make_binance(apiKey="second-key", secret="second-secret")
+    await first.create_order("BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "k1"})
+    found = await second.fetch_order(None, "BTC/USDT", {"clientOrderId": "k1"})
+    assert found["clientOrderId"] == "k1"
+    assert bsim.request_count("/api/v3/order", api_key="second-key") == 1
+    assert bsim.request_count("/api/v3/order", api_key=bsim.api_key) == 1
