@@ -354,3 +354,13 @@ async def test_another_api_key_shares_the_account_and_is_counted_apart(
     assert found["clientOrderId"] == "k1"
     assert bsim.request_count("/api/v3/order", api_key="second-key") == 1
     assert bsim.request_count("/api/v3/order", api_key=bsim.api_key) == 1
+
+
+async def test_a_model_reset_alone_makes_the_book_forget_its_orders(
+    binance: Any, bsim: Simulator
+) -> None:
+    order = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    bsim.market.reset()  # not sim.reset(): only the matching model
+    with pytest.raises(ccxt.OrderNotFound):
+        await binance.fetch_order(order["id"], "BTC/USDT")
+    assert await binance.fetch_open_orders("BTC/USDT") == []

@@ -231,10 +231,21 @@ class BinanceBook:
     def __len__(self) -> int:
         return len(self._orders)
 
+    def sync(self) -> None:
+        """Forget every order if the matching model was reset behind the book's back.
+
+        (``Simulator.reset`` resets both; ``sim.market.reset()`` alone only the model.)
+        """
+        if self._orders and self.market.orders_created < len(self._orders):
+            self.reset()
+
     def state(self, order: _Order) -> _State:
         rows = self.market.query_orders(
             {"category": SPOT, "orderId": order.model_id}, history=False
         )["list"]
+        if not rows:  # the model no longer knows it (reset on its own)
+            self.reset()
+            raise BinanceError(-2013, "Order does not exist.")
         row = rows[0]
         status = _STATUS.get(row["orderStatus"], "CANCELED")
         if status == "CANCELED" and row["rejectReason"] == "EC_NoImmediateQtyToFill":

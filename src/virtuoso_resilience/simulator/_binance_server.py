@@ -287,6 +287,7 @@ class BinanceDialect:
                     ("X-MBX-ORDER-COUNT-10S", str(count_10s)),
                     ("X-MBX-ORDER-COUNT-1D", str(count_1d)),
                 ]
+            self.book.sync()
             ctx = BinanceContext(
                 sim.market,
                 self.book,
