@@ -213,3 +213,15 @@ async def test_stop_releases_hanging_requests() -> None:
         with pytest.raises(aiohttp.ClientError):
             await request
     assert "hanging=0" in repr(sim)
+
+
+async def test_a_lost_cancel_answer_still_cancels(binance: Any, bsim: Simulator) -> None:
+    order = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    bsim.faults.add("lost_response@/api/v3/order=next:1")
+    with pytest.raises(ccxt.NetworkError):
+        await binance.cancel_order(order["id"], "BTC/USDT")
+    # the retry learns that there is nothing left to cancel; the order is cancelled
+    with pytest.raises(ccxt.OrderNotFound, match="-2011"):
+        await binance.cancel_order(order["id"], "BTC/USDT")
+    assert (await binance.fetch_order(order["id"], "BTC/USDT"))["status"] == "canceled"
+    assert (await binance.fetch_balance())["USDT"]["used"] == 0.0
