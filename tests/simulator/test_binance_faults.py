@@ -215,13 +215,29 @@ async def test_stop_releases_hanging_requests() -> None:
     assert "hanging=0" in repr(sim)
 
 
-async def test_a_lost_cancel_answer_still_cancels(binance: Any, bsim: Simulator) -> None:
+async def test_a_lost_cancel_answer_surfaces_as_order_not_found(
+    binance: Any, bsim: Simulator
+) -> None:
+    """Binance cancels with DELETE, which aiohttp re-sends once by itself when a reused
+    keep-alive connection drops: the re-sent cancel finds nothing to cancel (-2011).
+    ccxt sees ``OrderNotFound`` for an order that *was* cancelled, not a NetworkError."""
     order = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
-    bsim.faults.add("lost_response@/api/v3/order=next:1")
-    with pytest.raises(ccxt.NetworkError):
-        await binance.cancel_order(order["id"], "BTC/USDT")
-    # the retry learns that there is nothing left to cancel; the order is cancelled
+    sent = bsim.request_count("/api/v3/order")
+    handle = bsim.faults.add("lost_response@/api/v3/order=next:1")
     with pytest.raises(ccxt.OrderNotFound, match="-2011"):
         await binance.cancel_order(order["id"], "BTC/USDT")
+    assert handle.fired == 1
+    assert bsim.request_count("/api/v3/order") == sent + 2  # the cancel, and aiohttp's resend
     assert (await binance.fetch_order(order["id"], "BTC/USDT"))["status"] == "canceled"
     assert (await binance.fetch_balance())["USDT"]["used"] == 0.0
+
+
+async def test_a_lost_create_answer_is_not_resent(binance: Any, bsim: Simulator) -> None:
+    """POST is not idempotent: aiohttp never re-sends it, ccxt raises a NetworkError."""
+    await binance.fetch_time()  # a keep-alive connection to reuse
+    sent = bsim.request_count("/api/v3/order")
+    bsim.faults.add("lost_response@/api/v3/order=next:1")
+    with pytest.raises(ccxt.NetworkError):
+        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    assert bsim.request_count("/api/v3/order") == sent + 1
+    assert len(await binance.fetch_open_orders("BTC/USDT")) == 1
