@@ -357,6 +357,10 @@ async def test_ccxt_authentication_errors_and_invalid_nonce(bsim: Simulator) -> 
         with pytest.raises(ccxt.InvalidNonce, match="ahead"):
             await late.fetch_balance()
         late.options["timeDifference"] = 0
+        # -1131 is BadRequest only in ccxt's table for Binance's own spot host
+        with pytest.raises(ccxt.ExchangeError, match="-1131") as caught:
+            await late.fetch_balance({"recvWindow": 60001})
+        assert not isinstance(caught.value, ccxt.BadRequest)
         assert (await late.fetch_balance())["USDT"]["total"] == 100000.0
     finally:
         for exchange in (wrong, unknown, late):
