@@ -364,3 +364,37 @@ async def test_a_model_reset_alone_makes_the_book_forget_its_orders(
     with pytest.raises(ccxt.OrderNotFound):
         await binance.fetch_order(order["id"], "BTC/USDT")
     assert await binance.fetch_open_orders("BTC/USDT") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"side": None}, ccxt.BadRequest),  # -1102
+        ({"quantity": "1e-2"}, ccxt.BadRequest),  # -1100
+        ({"type": "MARKET", "price": None}, ccxt.BadRequest),  # -1106 timeInForce
+        ({"newOrderRespType": "ALL"}, ccxt.BadRequest),  # -1130
+        ({"side": "HOLD"}, ccxt.BadRequest),  # -1117
+        ({"type": "ICEBERG"}, ccxt.BadRequest),  # -1116
+        ({"timeInForce": "GTX"}, ccxt.BadRequest),  # -1115
+        ({"type": "STOP_LOSS"}, ccxt.InvalidOrder),  # -1014
+        ({"quantity": "0"}, ccxt.BadRequest),  # -1013 Invalid quantity.
+        ({"icebergQty": "1"}, ccxt.BadRequest),  # -1104
+    ],
+)
+async def test_the_documented_parameter_errors_through_ccxt(
+    binance: Any, change: dict[str, Any], error: type[Exception]
+) -> None:
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.01",
+        "price": "50000",
+        **change,
+    }
+    with pytest.raises(error) as caught:
+        await binance.private_post_order({k: v for k, v in params.items() if v is not None})
+    if error is ccxt.BadRequest:
+        assert not isinstance(caught.value, ccxt.InvalidOrder)
+    assert await binance.fetch_open_orders("BTC/USDT") == []
