@@ -19,8 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from virtuoso_resilience.simulator._binance_config import BinanceLimits
 from virtuoso_resilience.simulator._binance_errors import BinanceError
+from virtuoso_resilience.simulator._binance_orders import BinanceBook
 from virtuoso_resilience.simulator._binance_routes import (
-    BinanceBook,
     BinanceContext,
     open_orders,
     order_cancel,

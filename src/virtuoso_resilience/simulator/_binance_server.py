@@ -24,7 +24,8 @@ from ._auth import key_fingerprint
 from ._binance_auth import authenticate
 from ._binance_errors import BinanceError, message_for
 from ._binance_limits import BinanceLimiter, Rejection, interval_label, request_weight
-from ._binance_routes import BINANCE_ROUTES, BinanceBook, BinanceContext
+from ._binance_orders import BinanceBook
+from ._binance_routes import BINANCE_ROUTES, BinanceContext
 from ._faults import Plan
 from ._ratelimit import Violation
 
