@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from .._model import ConfigModel, PositiveSeconds
+from ._binance_config import BinanceLimits
 from ._faults import MAX_COUNT, parse_faults
 from ._market import MAX_BALANCE, MAX_PRICE
 from ._ratelimit import DEFAULT_KEY_LIMITS
@@ -70,6 +71,10 @@ class SimulatorConfig(ConfigModel):
     """Private path -> requests per second per API key."""
     faults: str = ""
     """Faults installed at start, in the grammar of ``parse_faults``."""
+    dialect: Literal["bybit", "binance"] = "bybit"
+    """The exchange API served: Bybit v5 (default) or Binance spot REST v3."""
+    binance: BinanceLimits = Field(default_factory=BinanceLimits)
+    """Request-weight, order-count and ban rules of the ``binance`` dialect."""
 
     @field_validator("faults")
     @classmethod
