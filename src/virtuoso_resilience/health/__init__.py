@@ -11,17 +11,18 @@ from ._checks import (
     ConnectionPoolHealthCheck,
     HealthCheck,
     HealthCheckConfig,
+    InvalidCheckResult,
     PoolHealthLike,
     PoolLike,
     SimpleHealthCheck,
 )
 from ._graph import DependencyCycleError
+from ._listeners import StatusListener
 from ._metrics import CheckMetricsSnapshot, ResponseTimeStats
 from ._service import (
     CheckReport,
     HealthReport,
     HealthService,
-    StatusListener,
     get_health_service,
 )
 from ._status import CheckResult, HealthChange, ServiceStatus
@@ -39,6 +40,7 @@ __all__ = [
     "HealthCheckConfig",
     "HealthReport",
     "HealthService",
+    "InvalidCheckResult",
     "PoolHealthLike",
     "PoolLike",
     "ResponseTimeStats",
