@@ -411,3 +411,47 @@ async def test_listener_errors_never_log_secret_urls(
     assert record.exc_info is None
     assert "SECRET" not in caplog.text
     assert "1234567890" not in caplog.text
+
+
+async def test_a_sync_listener_that_changes_the_status_keeps_the_order(
+    service: HealthService, settle: Any
+) -> None:
+    first: list[S] = []
+    second: list[S] = []
+
+    def unregisters_on_unknown(status: S) -> None:
+        first.append(status)
+        if status is S.UNKNOWN:
+            # A change published from inside a listener: every listener must
+            # still see UNKNOWN before what follows from it.
+            service.unregister_health_check("x")
+
+    service.add_status_listener(unregisters_on_unknown)
+    service.add_status_listener(second.append)
+    add(service, "x")
+    await settle()
+    assert first == [S.UNKNOWN, S.HEALTHY]
+    assert second == [S.UNKNOWN, S.HEALTHY]
+
+
+async def test_status_listeners_go_through_the_one_listener_contract(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    from virtuoso_resilience._events import Listeners
+
+    seen: list[S] = []
+
+    async def on_change(status: S) -> None:
+        seen.append(status)
+
+    service.add_status_listener(on_change)
+    hub = service._listeners
+    assert isinstance(hub, Listeners)
+    assert len(hub) == 1
+    assert hub.timeout == 5.0
+    add(service, "x")
+    await settle()
+    assert seen == [S.UNKNOWN]
+    assert hub.stats().delivered == 1
+    service.remove_status_listener(on_change)
+    assert not hub
