@@ -895,6 +895,8 @@ async def _runs_once_at_a_time(
     assert report.metrics.abandoned_runs == 1
     assert report.metrics.abandoned_running
     assert report.metrics.failure_patterns == {"timeout": 1, "abandoned": 30}
+    assert report.metrics.response_time.count == 1  # runs not started are not timed
+    assert report.last_duration == pytest.approx(0.5)
     assert report.status is S.UNHEALTHY
     assert report.result is not None
     assert "ignores cancellation and is still running" in report.result.message

@@ -112,15 +112,18 @@ class CheckMetrics:
     def total_runs(self) -> int:
         return self.successes + self.failures
 
-    def record_success(self, at: float, duration: float) -> None:
-        self._durations.append(duration)
+    def record_success(self, at: float, duration: float | None) -> None:
+        if duration is not None:
+            self._durations.append(duration)
         self.successes += 1
         self.consecutive_successes += 1
         self.consecutive_failures = 0
         self.last_success_at = at
 
-    def record_failure(self, at: float, duration: float, kind: str, error: str) -> None:
-        self._durations.append(duration)
+    def record_failure(self, at: float, duration: float | None, kind: str, error: str) -> None:
+        """Count a failed run; ``duration`` None: nothing ran (not a response time)."""
+        if duration is not None:
+            self._durations.append(duration)
         self.failures += 1
         self.consecutive_failures += 1
         self.consecutive_successes = 0

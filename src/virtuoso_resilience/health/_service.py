@@ -241,8 +241,14 @@ class _Entry:
             return result.status
         return ServiceStatus.DEGRADED
 
-    def apply(self, result: CheckResult, kind: str | None, at: float, duration: float) -> None:
-        """Fold one run's result into the counters and the tripped state."""
+    def apply(
+        self, result: CheckResult, kind: str | None, at: float, duration: float | None
+    ) -> None:
+        """Fold one run's result into the counters and the tripped state.
+
+        ``duration`` None: the run did not happen (its check was still busy);
+        it counts as a failure but not as a response time.
+        """
         config = self.check.config
         metrics = self.metrics
         if result.passed:
@@ -258,7 +264,8 @@ class _Entry:
                 self.tripped_critical = result.status is ServiceStatus.CRITICAL
         self.result = result
         self.last_run_at = at
-        self.last_duration = duration
+        if duration is not None:
+            self.last_duration = duration
 
     def straggling(self) -> bool:
         """True while a run that was cut off is still alive."""
@@ -865,10 +872,15 @@ class HealthService:
             "running; no new run started",
         )
         if entry.active:
-            self._record(entry, result, "abandoned", now, 0.0)
+            self._record(entry, result, "abandoned", now, None)
 
     def _record(
-        self, entry: _Entry, result: CheckResult, kind: str | None, at: float, duration: float
+        self,
+        entry: _Entry,
+        result: CheckResult,
+        kind: str | None,
+        at: float,
+        duration: float | None,
     ) -> None:
         before = entry.own_status()
         entry.apply(result, kind, at, duration)
