@@ -342,8 +342,8 @@ class Listeners(Generic[E]):
 
         Returns the cancelled tasks that have not ended yet (a delivery whose
         ``finally`` still runs, one that ignores cancellation), for a caller
-        that wants to wait for them. Workers of an event loop that is no
-        longer running are forgotten, not cancelled.
+        that wants to wait for them. Workers of another event loop (one that
+        ended) are forgotten, not cancelled: that loop owns them.
         """
         ending: list[asyncio.Future[Any]] = []
         for slot in self._slots:
