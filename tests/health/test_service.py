@@ -974,3 +974,52 @@ async def test_restart_does_not_run_a_second_copy_beside_a_stubborn_run(
     await settle()
     assert entered == 2
     assert service.get_status("stubborn") is S.HEALTHY
+
+
+async def test_stop_from_inside_a_check(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    stopped: list[bool] = []
+
+    async def shuts_down() -> bool:
+        await service.stop()  # must neither wait for nor cancel its caller
+        stopped.append(service.running)
+        return True
+
+    service.register_health_check(simple("x", shuts_down, interval=10.0))
+    await service.start()
+    await settle()
+    assert stopped == [False]
+    assert service.get_status("x") is S.HEALTHY  # the run that stopped it is recorded
+    clock.advance(50)
+    await settle()
+    assert stopped == [False]  # nothing runs any more
+    assert clock.sleepers == 0
+
+
+async def test_output_says_a_cut_off_run_is_still_alive(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    release = asyncio.Event()
+    service.register_health_check(
+        simple("stubborn", cancellation_ignoring_check(release), timeout=1.0, failure_threshold=1)
+    )
+    try:
+        run = asyncio.create_task(service.run_check("stubborn"))
+        await settle()
+        clock.advance(1.0)
+        report = await run
+        assert report.output() == "timed out after 1s"  # not known to be stubborn yet
+        await service.stop()  # cancels it again: now it has ignored cancellation twice
+        report = service.report().checks["stubborn"]
+        assert report.metrics.abandoned_runs == 1
+        assert report.output() == (
+            "timed out after 1s; a run that was cut off ignores cancellation and is still running"
+        )
+        assert service.to_health_json()["checks"]["stubborn:responseTime"][0]["output"] == (
+            report.output()
+        )
+    finally:
+        release.set()
+        await settle()
+    assert service.report().checks["stubborn"].output() == "timed out after 1s"

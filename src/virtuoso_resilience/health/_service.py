@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 _MAX_PENDING = 100  # undelivered changes kept per listener (oldest dropped)
 _MAX_METRICS_WINDOW = 100_000
+_STILL_RUNNING = "ignores cancellation and is still running"
 
 
 # --------------------------------------------------------------------- reports
@@ -81,9 +82,9 @@ class CheckReport:
         if self.status > self.own_status and self.root_cause not in (None, self.name):
             parts.append(f"affected by dependency {self.root_cause!r}")
         if self.metrics.abandoned_running and not (
-            self.result is not None and "ignores cancellation" in self.result.message
+            self.result is not None and _STILL_RUNNING in self.result.message
         ):
-            parts.append("a run that was cut off ignores cancellation and is still running")
+            parts.append(f"a run that was cut off {_STILL_RUNNING}")
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -868,8 +869,7 @@ class HealthService:
         since = entry.straggler_since if entry.straggler_since is not None else now
         result = CheckResult(
             ServiceStatus.UNHEALTHY,
-            f"the run cut off {now - since:g}s ago ignores cancellation and is still "
-            "running; no new run started",
+            f"the run cut off {now - since:g}s ago {_STILL_RUNNING}; no new run started",
         )
         if entry.active:
             self._record(entry, result, "abandoned", now, None)
