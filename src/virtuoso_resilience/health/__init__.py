@@ -19,12 +19,8 @@ from ._checks import (
 from ._graph import DependencyCycleError
 from ._listeners import StatusListener
 from ._metrics import CheckMetricsSnapshot, ResponseTimeStats
-from ._service import (
-    CheckReport,
-    HealthReport,
-    HealthService,
-    get_health_service,
-)
+from ._report import CheckReport, HealthReport
+from ._service import HealthService, get_health_service
 from ._status import CheckResult, HealthChange, ServiceStatus
 
 __all__ = [
