@@ -1023,3 +1023,38 @@ async def test_output_says_a_cut_off_run_is_still_alive(
         release.set()
         await settle()
     assert service.report().checks["stubborn"].output() == "timed out after 1s"
+
+
+async def test_registering_again_never_starts_a_second_copy_of_a_stubborn_run(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    release = asyncio.Event()
+    entered = 0
+    body = cancellation_ignoring_check(release)
+
+    async def stubborn() -> bool:
+        nonlocal entered
+        entered += 1
+        return bool(await body())
+
+    def make() -> SimpleHealthCheck:
+        return simple("stubborn", stubborn, timeout=1.0, failure_threshold=1)
+
+    service.register_health_check(make())
+    try:
+        run = asyncio.create_task(service.run_check("stubborn"))
+        await settle()
+        clock.advance(1.0)
+        await run
+        for _ in range(3):  # unregister and register the same name again
+            service.unregister_health_check("stubborn")
+            service.register_health_check(make())
+            report = await service.run_check("stubborn")
+            assert report.metrics.failure_patterns == {"abandoned": 1}
+        assert entered == 1
+    finally:
+        release.set()
+        await settle()
+    report = await service.run_check("stubborn")
+    assert entered == 2
+    assert report.status is S.HEALTHY

@@ -285,6 +285,9 @@ class HealthService:
         self._awaited: dict[asyncio.Future[Any], asyncio.Task[Any] | None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # where the tasks live
         self._running = False
+        # Check name -> its cut-off run that has not ended yet; outlives the
+        # entry, so unregistering and registering again never starts a second.
+        self._stragglers: dict[str, asyncio.Future[Any]] = {}
 
     @property
     def clock(self) -> Clock:
@@ -356,6 +359,11 @@ class HealthService:
         if cycle is not None:
             raise DependencyCycleError(name, deps, cycle)
         entry = _Entry(check, deps, self._window)
+        straggler = self._stragglers.get(name)
+        if straggler is not None and not straggler.done():
+            entry.straggler = straggler
+            entry.straggler_since = self._clock.now()
+            straggler.add_done_callback(entry._straggler_done)
         self._entries[name] = entry
         self._graph = graph
         self._watch(entry)
@@ -545,6 +553,7 @@ class HealthService:
         for entry in self._entries.values():
             entry.monitor = entry.inflight = entry.wake = None
             entry.straggler = entry.straggler_since = None  # its loop cancels it
+        self._stragglers.clear()
         self._running = False
 
     async def __aenter__(self) -> HealthService:
@@ -688,11 +697,11 @@ class HealthService:
         try:
             finished = await self._wait_for(work, timeout)
         except asyncio.CancelledError:  # stop(), unregister: nothing recorded
-            entry.abandon(work, clock.now())
+            self._abandon(entry, work)
             raise
         kind: str | None = None
         if not finished:
-            entry.abandon(work, clock.now())
+            self._abandon(entry, work)
             result = CheckResult(ServiceStatus.UNHEALTHY, f"timed out after {timeout:g}s")
             kind = "timeout"
         elif work.cancelled():  # the check raised CancelledError itself
@@ -715,6 +724,21 @@ class HealthService:
         now = clock.now()
         if entry.active:
             self._record(entry, result, kind, now, now - started)
+
+    def _abandon(self, entry: _Entry, work: asyncio.Future[Any]) -> None:
+        """Cancel a run cut off and remember it, by check name, until it ends."""
+        entry.abandon(work, self._clock.now())
+        if work.done():
+            return
+        name = entry.check.name
+        self._stragglers[name] = work
+        stragglers = self._stragglers
+
+        def forget(done: asyncio.Future[Any]) -> None:
+            if stragglers.get(name) is done:
+                del stragglers[name]
+
+        work.add_done_callback(forget)
 
     def _record_straggling(self, entry: _Entry) -> None:
         straggler = entry.straggler
