@@ -11,18 +11,16 @@ from ._checks import (
     ConnectionPoolHealthCheck,
     HealthCheck,
     HealthCheckConfig,
+    InvalidCheckResult,
     PoolHealthLike,
     PoolLike,
     SimpleHealthCheck,
 )
 from ._graph import DependencyCycleError
+from ._listeners import StatusListener
 from ._metrics import CheckMetricsSnapshot, ResponseTimeStats
-from ._service import (
-    CheckReport,
-    HealthReport,
-    HealthService,
-    StatusListener,
-)
+from ._report import CheckReport, HealthReport
+from ._service import HealthService
 from ._status import CheckResult, HealthChange, ServiceStatus
 
 __all__ = [
@@ -38,6 +36,7 @@ __all__ = [
     "HealthCheckConfig",
     "HealthReport",
     "HealthService",
+    "InvalidCheckResult",
     "PoolHealthLike",
     "PoolLike",
     "ResponseTimeStats",
