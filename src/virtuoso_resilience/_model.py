@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from .errors import ConfigurationError, FieldError
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_SECONDS",
     "ConfigModel",
     "Count",
@@ -47,6 +48,13 @@ __all__ = [
 MAX_SECONDS: float = 1e9
 """The longest duration any configuration accepts (about 31.7 years)."""
 
+MAX_COUNT: int = 1_000_000_000
+"""The largest count any configuration accepts (thresholds, attempts, connections).
+
+Without a cap ``10**400`` was a valid failure threshold, and ``10**5000`` made
+the config's ``repr`` (and any error quoting it) raise ``ValueError``: Python
+refuses to turn an int of over 4,300 digits into text."""
+
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """Any finite number."""
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -63,10 +71,10 @@ PositiveRatio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 """A fraction above 0, up to 1."""
 Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 """A percentage above 0, up to 100."""
-Count = Annotated[int, Field(ge=1)]
-"""A whole number >= 1."""
-NonNegativeCount = Annotated[int, Field(ge=0)]
-"""A whole number >= 0."""
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+"""A whole number from 1 to :data:`MAX_COUNT`."""
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+"""A whole number from 0 to :data:`MAX_COUNT`."""
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
@@ -174,7 +182,9 @@ def _to_configuration_error(
             )
             continue
         value = data.get(name, item.get("input"))
-        if _is_secret(name, info):
+        if item.get("type") == "missing":
+            value = _Missing()
+        elif _is_secret(name, info):
             value = _MASK
         elif isinstance(value, str | bytes) and len(value) > _SHOWN:
             value = value[:_SHOWN] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
@@ -191,6 +201,15 @@ def _to_configuration_error(
                 allowed = f"{describe_field(info)} ({message})"
         found.append(FieldError(model.__name__, name, value, allowed))
     return ConfigurationError(found)
+
+
+class _Missing:
+    """The value shown for a required field that was not given."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
 
 
 class RuleError(ValueError):

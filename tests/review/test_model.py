@@ -1,0 +1,137 @@
+"""Hostile review of the shared config types and error messages (_model, errors)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import pytest
+from pydantic.fields import FieldInfo
+
+import virtuoso_resilience as vr
+from virtuoso_resilience import errors
+from virtuoso_resilience._model import ConfigModel
+from virtuoso_resilience.errors import ConfigurationError, FieldError
+from virtuoso_resilience.health import HealthCheckConfig
+from virtuoso_resilience.pools import PoolConfig
+
+MAX_COUNT = 1_000_000_000  # virtuoso_resilience._model.MAX_COUNT
+
+CONFIGS: list[type[ConfigModel]] = [
+    vr.CircuitBreakerConfig,
+    vr.RetryConfig,
+    vr.BulkheadConfig,
+    vr.RateLimiterConfig,
+    vr.TimeoutConfig,
+    vr.FallbackConfig,
+    HealthCheckConfig,
+    PoolConfig,
+    vr.ResilienceConfiguration,
+]
+
+
+def _int_fields() -> list[tuple[type[ConfigModel], str]]:
+    found = []
+    for cls in CONFIGS:
+        for name, info in cls.model_fields.items():
+            if _is_int(info):
+                found.append((cls, name))
+    return found
+
+
+def _is_int(info: FieldInfo) -> bool:
+    annotation: Any = info.annotation
+    return annotation is int or re.search(r"\bint\b", str(annotation)) is not None
+
+
+INT_FIELDS = _int_fields()
+
+
+def test_int_fields_found() -> None:
+    assert len(INT_FIELDS) >= 15
+
+
+@pytest.mark.parametrize(("cls", "name"), INT_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+@pytest.mark.parametrize("which", ["10**400", "-10**400", "10**5000", "MAX_COUNT+1"])
+def test_huge_counts_rejected_with_a_readable_error(
+    cls: type[ConfigModel], name: str, which: str
+) -> None:
+    """Defect: counts had no upper bound; 10**400 was a valid failure threshold
+    and 10**5000 made repr() and the error message raise ValueError."""
+    value = {
+        "10**400": 10**400,
+        "-10**400": -(10**400),
+        "10**5000": 10**5000,
+        "MAX_COUNT+1": MAX_COUNT + 1,
+    }[which]
+    with pytest.raises(ConfigurationError) as caught:
+        cls(**{name: value})
+    message = str(caught.value)  # must not raise ValueError (int -> str limit)
+    assert name in message
+    assert len(message) < 1000
+
+
+@pytest.mark.parametrize(("cls", "name"), INT_FIELDS, ids=lambda v: getattr(v, "__name__", v))
+def test_huge_count_assignment_keeps_old_value(cls: type[ConfigModel], name: str) -> None:
+    config = cls()
+    old = getattr(config, name)
+    with pytest.raises(ConfigurationError) as caught:
+        setattr(config, name, 10**5000)
+    assert name in str(caught.value)
+    assert getattr(config, name) == old
+    repr(config)  # still printable
+
+
+def test_max_count_itself_is_accepted() -> None:
+    from virtuoso_resilience._model import MAX_COUNT as limit
+
+    assert limit == MAX_COUNT
+    assert vr.RetryConfig(max_attempts=MAX_COUNT).max_attempts == MAX_COUNT
+    assert vr.BulkheadConfig(max_concurrent=MAX_COUNT).max_concurrent == MAX_COUNT
+
+
+def test_rejected_1mb_list_value_is_cut_in_the_message() -> None:
+    """Defect: only str/bytes values were cut; a 1 MB list was quoted whole."""
+    with pytest.raises(ConfigurationError) as caught:
+        PoolConfig(ssl_cafile=["x" * 1_000_000])  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "ssl_cafile" in message
+    assert len(message) < 2_000
+
+
+def test_field_error_never_raises_on_str() -> None:
+    nested: list[Any] = []
+    inner = nested
+    for _ in range(sys.getrecursionlimit() + 100):
+        inner.append([])
+        inner = inner[0]
+
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("boom")
+
+    for value in (10**5000, nested, Hostile(), (10**5000, 1), "y" * 10**6, b"z" * 10**6):
+        text = str(FieldError("M", "f", value, "must be sane"))
+        assert text.startswith("M.f=")
+        assert text.endswith("is invalid: must be sane")
+        assert len(text) < 400
+
+
+def test_shown_keeps_ordinary_values() -> None:
+    shown = errors.shown
+    assert shown(5) == "5"
+    assert shown(float("nan")) == "nan"
+    assert shown("abc") == "'abc'"
+    assert shown(True) == "True"
+    assert shown(10**38) == str(10**38)
+    assert shown(10**40).startswith("<an int of about")
+
+
+def test_missing_required_field_is_named_missing() -> None:
+    """Defect: a missing required field was reported with the whole input as its value."""
+    with pytest.raises(ConfigurationError) as caught:
+        vr.RateLimiterConfig(capacity=5.0)
+    message = str(caught.value)
+    assert "RateLimiterConfig.rate=<missing>" in message
+    assert "{" not in message
