@@ -19,7 +19,14 @@ from .._model import ConfigModel, Count, PositiveSeconds
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._checks import HealthCheck, HealthCheckConfig, describe_error, to_result
-from ._graph import DependencyCycleError, NodeStatus, evaluate, find_cycle, overall_status
+from ._graph import (
+    DependencyCycleError,
+    NodeStatus,
+    evaluate,
+    find_cycle,
+    overall_status,
+    reevaluate,
+)
 from ._listeners import StatusCall, StatusListener
 from ._metrics import CheckMetrics
 from ._report import STILL_RUNNING, CheckReport, HealthReport
@@ -270,6 +277,8 @@ class HealthService:
         self._entries: dict[str, _Entry] = {}
         self._graph: dict[str, tuple[str, ...]] = {}
         self._nodes: dict[str, NodeStatus] = {}
+        # Name -> the registered checks that name it in their depends_on.
+        self._dependants: dict[str, set[str]] = {}
         self._overall = ServiceStatus.HEALTHY
         self._overall_root: str | None = None
         self._listeners: Listeners[HealthChange] = Listeners(
@@ -365,6 +374,8 @@ class HealthService:
             straggler.add_done_callback(entry._straggler_done)
         self._entries[name] = entry
         self._graph = graph
+        for dep in deps:
+            self._dependants.setdefault(dep, set()).add(name)
         self._watch(entry)
         self._refresh(cause=name)
         if self._running:
@@ -379,6 +390,12 @@ class HealthService:
         entry = self._entry(name)
         del self._entries[name]
         self._graph = {n: d for n, d in self._graph.items() if n != name}
+        for dep in entry.depends_on:
+            named_by = self._dependants.get(dep)
+            if named_by is not None:
+                named_by.discard(name)
+                if not named_by:
+                    del self._dependants[dep]
         entry.active = False
         for task in (entry.monitor, entry.inflight):
             if task is not None:
@@ -775,7 +792,10 @@ class HealthService:
                 after.value,
                 f" ({result.message})" if result.message else "",
             )
-        self._refresh(cause=entry.check.name)
+            # Only a change of a check's own status can change the graph's
+            # answer: re-evaluating it after every run made a round of N
+            # checks cost N whole-graph evaluations (O(N^2) on the loop).
+            self._refresh(cause=entry.check.name)
 
     # ------------------------------------------------------------ config
 
@@ -796,8 +816,20 @@ class HealthService:
     # ------------------------------------------------------------ status
 
     def _refresh(self, cause: str | None) -> None:
-        own = {name: e.own_status() for name, e in self._entries.items()}
-        nodes = self._nodes = evaluate(self._graph, own)
+        entries = self._entries
+        if cause is not None and self._nodes:
+            # Only ``cause`` and what depends on it can have changed.
+            nodes = self._nodes
+            reevaluate(
+                self._graph,
+                lambda name: e.own_status() if (e := entries.get(name)) is not None else None,
+                nodes,
+                cause,
+                self._dependants,
+            )
+        else:
+            own = {name: e.own_status() for name, e in entries.items()}
+            nodes = self._nodes = evaluate(self._graph, own)
         overall, root = overall_status(
             (nodes[name], entry.check.config.critical) for name, entry in self._entries.items()
         )
