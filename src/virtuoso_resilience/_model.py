@@ -34,6 +34,7 @@ __all__ = [
     "Ratio",
     "RuleError",
     "Seconds",
+    "check_name",
     "describe_field",
 ]
 
@@ -75,6 +76,30 @@ Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 """A whole number from 1 to :data:`MAX_COUNT`."""
 NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 """A whole number from 0 to :data:`MAX_COUNT`."""
+
+MAX_NAME_LENGTH = 200
+"""The longest component name accepted (names appear in logs, metrics and reprs)."""
+_NAME_RULE = (
+    f"must be a non-empty string of at most {MAX_NAME_LENGTH} printable characters "
+    "(no control characters)"
+)
+
+
+def check_name(owner: str, name: object, field: str = "name") -> str:
+    """``name`` if it is a usable component name, else a :class:`ConfigurationError`.
+
+    A name is a non-empty string of at most :data:`MAX_NAME_LENGTH` printable
+    characters: no newline, carriage return or other control character, since
+    names go into log lines, metric labels and HTTP output (a name with
+    ``"\r\n"`` would forge a log line). The same rule as a policy's name.
+    """
+    if not isinstance(name, str):
+        raise ConfigurationError([FieldError(owner, field, type(name).__name__, _NAME_RULE)])
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise ConfigurationError([FieldError(owner, field, shown, _NAME_RULE)])
+    return name
+
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"

@@ -12,8 +12,8 @@ from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import Field, field_validator
 
-from .._model import ConfigModel, Count, PositiveSeconds
-from ..errors import ConfigurationError, FieldError, ResilienceError
+from .._model import ConfigModel, Count, PositiveSeconds, check_name
+from ..errors import ResilienceError
 from ._status import CheckResult, ServiceStatus
 
 __all__ = [
@@ -68,9 +68,7 @@ class HealthCheckConfig(ConfigModel):
 
 
 def _check_name(owner: str, name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError([FieldError(owner, "name", name, "must be a non-empty string")])
-    return name
+    return check_name(owner, name)
 
 
 class HealthCheck(abc.ABC):
