@@ -149,7 +149,11 @@ class FieldError:
     allowed: str
 
     def __str__(self) -> str:
-        return f"{self.model}.{self.field}={shown(self.value)} is invalid: {self.allowed}"
+        field = self.field
+        if len(field) > _SHOWN_CHARS or not field.isprintable():
+            # An unknown key from loosely typed data (a 1 MB key, a key with CR/LF).
+            field = shown(field)
+        return f"{self.model}.{field}={shown(self.value)} is invalid: {self.allowed}"
 
 
 class ConfigurationError(ResilienceError, ValueError):

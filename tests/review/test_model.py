@@ -135,3 +135,15 @@ def test_missing_required_field_is_named_missing() -> None:
     message = str(caught.value)
     assert "RateLimiterConfig.rate=<missing>" in message
     assert "{" not in message
+
+
+@pytest.mark.parametrize("key", ["k" * 1_000_000, "evil\r\nforged log line"])
+def test_unknown_hostile_key_is_cut_and_escaped_in_the_message(key: str) -> None:
+    """Defect: an unknown key from loosely typed data (``from_mapping`` of an
+    environment or a file) was quoted whole and raw: 1 MB, or CR/LF."""
+    with pytest.raises(ConfigurationError) as caught:
+        vr.ResilienceConfiguration.from_mapping({key: 1})
+    message = str(caught.value)
+    assert "unknown field" in message
+    assert "\r" not in message and "\n" not in message.split("allowed fields")[0]
+    assert len(message) < 2_000
