@@ -213,3 +213,35 @@ def test_ordinary_check_result_is_kept_as_is() -> None:
 
     result = CheckResult(ServiceStatus.DEGRADED, "slow", {"p99": 1.5, "hosts": ["a", "b"]})
     assert to_result(result, "x") is result
+
+
+async def test_a_shared_check_config_forgets_dropped_checks() -> None:
+    """Defect: the service subscribed a callable object (held strongly by the
+    config), so a HealthCheckConfig shared by checks that come and go kept
+    one dead observer per registration forever, each assignment calling all."""
+    import gc
+
+    shared = HealthCheckConfig(interval=5.0)
+    for i in range(200):
+        svc = HealthService(clock=FakeClock())
+        svc.register_health_check(SimpleHealthCheck(f"c{i}", Flip(), shared))
+        if i % 2:
+            svc.unregister_health_check(f"c{i}")
+        del svc
+    gc.collect()
+    shared.interval = 6.0  # prunes the dead
+    assert len(shared._observers) == 0
+
+
+async def test_a_shared_check_config_still_reaches_live_checks() -> None:
+    shared = HealthCheckConfig(interval=5.0, failure_threshold=1)
+    svc = HealthService(clock=FakeClock())
+    flips = [Flip(False), Flip()]
+    svc.register_health_check(SimpleHealthCheck("a", flips[0], shared))
+    svc.register_health_check(SimpleHealthCheck("b", flips[1], shared))
+    await svc.run_checks()
+    assert svc.get_overall_status() is ServiceStatus.DEGRADED
+    shared.critical = True  # reaches both checks at once
+    assert svc.get_status("a") is ServiceStatus.CRITICAL
+    assert svc.get_overall_status() is ServiceStatus.CRITICAL
+    await svc.stop()

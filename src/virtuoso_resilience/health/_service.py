@@ -64,6 +64,7 @@ class _Entry:
         "metrics",
         "monitor",
         "result",
+        "service",
         "straggler",
         "straggler_counted",
         "straggler_since",
@@ -88,11 +89,20 @@ class _Entry:
         self.inflight: asyncio.Task[None] | None = None
         self.wake: asyncio.Future[None] | None = None
         self.watched: HealthCheckConfig | None = None
+        self.service: weakref.ref[HealthService] | None = None  # set when watched
         # A run that was cut off (timeout, stop) and has not ended yet. While
         # it lives no other run of the check starts: at most one is alive.
         self.straggler: asyncio.Future[Any] | None = None
         self.straggler_since: float | None = None
         self.straggler_counted = False
+
+    def config_changed(self, field_name: str) -> None:
+        """The config observer: a bound method, so the config holds it weakly
+        and a check unregistered (its entry dropped) is forgotten by a config
+        shared with other checks."""
+        service = self.service() if self.service is not None else None
+        if service is not None and self.active:
+            service._config_changed(self, field_name)
 
     def own_status(self) -> ServiceStatus:
         result = self.result
@@ -158,21 +168,6 @@ class _Entry:
             self.straggler = None
             self.straggler_since = None
             self.straggler_counted = False
-
-
-class _ConfigObserver:
-    """Wakes the monitor when ``interval`` changes (weak: never keeps things alive)."""
-
-    __slots__ = ("_entry", "_service")
-
-    def __init__(self, service: HealthService, entry: _Entry) -> None:
-        self._service = weakref.ref(service)
-        self._entry = weakref.ref(entry)
-
-    def __call__(self, field_name: str) -> None:
-        service, entry = self._service(), self._entry()
-        if service is not None and entry is not None and entry.active:
-            service._config_changed(entry, field_name)
 
 
 class _ServiceArguments(ConfigModel):
@@ -802,7 +797,8 @@ class HealthService:
     def _watch(self, entry: _Entry) -> None:
         config = entry.check.config
         if entry.watched is not config:
-            config.subscribe(_ConfigObserver(self, entry))
+            entry.service = weakref.ref(self)
+            config.subscribe(entry.config_changed)
             entry.watched = config
 
     def _config_changed(self, entry: _Entry, field_name: str) -> None:
