@@ -5,7 +5,15 @@ private.
 """
 
 from ._version import __version__
-from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
+from .classify import (
+    DEFAULT_CLASSIFIER,
+    Classifier,
+    ClassifierConfig,
+    Outcome,
+    OutcomeKind,
+    Signal,
+    attach_response,
+)
 from .clock import MONOTONIC, Clock, FakeClock, MonotonicClock
 from .config import (
     ResilienceConfiguration,
@@ -31,6 +39,7 @@ from .health import (
     HealthCheck,
     HealthCheckConfig,
     HealthService,
+    InvalidCheckResult,
     ServiceStatus,
     SimpleHealthCheck,
 )
@@ -99,6 +108,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "Classifier",
+    "ClassifierConfig",
     "Clock",
     "ConfigurationError",
     "ConnectionPool",
@@ -114,6 +124,7 @@ __all__ = [
     "HealthCheck",
     "HealthCheckConfig",
     "HealthService",
+    "InvalidCheckResult",
     "JitterMode",
     "MonotonicClock",
     "Outcome",
@@ -137,6 +148,7 @@ __all__ = [
     "RetryMetrics",
     "RetryPolicy",
     "ServiceStatus",
+    "Signal",
     "SimpleHealthCheck",
     "SlidingWindowType",
     "StateChangeEvent",
@@ -144,6 +156,7 @@ __all__ = [
     "TimeoutEvent",
     "TimeoutPolicy",
     "__version__",
+    "attach_response",
     "circuit_breaker",
     "create_default_resilience_config",
     "create_development_resilience_config",
