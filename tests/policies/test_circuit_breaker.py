@@ -739,11 +739,10 @@ async def test_async_with_records_are_dropped_when_the_blocks_end(clock: FakeClo
     gate = asyncio.Event()
 
     async def block(fail: bool) -> None:
-        async with cb:
-            async with cb:  # nested in the same task
-                await gate.wait()
-                if fail:
-                    raise Boom("down")
+        async with cb, cb:  # nested in the same task
+            await gate.wait()
+            if fail:
+                raise Boom("down")
 
     tasks = [asyncio.create_task(block(i % 2 == 0)) for i in range(2000)]
     await asyncio.sleep(0)
