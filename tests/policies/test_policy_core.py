@@ -443,3 +443,9 @@ def test_counts_are_bounded_so_snapshots_stay_json(config: Any, field: str) -> N
         assert info.value.fields == (field,)
         assert len(str(info.value)) < 400
     config(**{field: 10**9})  # the largest count accepted
+
+
+def test_the_shared_empty_hub_cannot_be_subscribed_to() -> None:
+    with pytest.raises(RuntimeError, match="shared"):
+        NO_LISTENERS.add(print)
+    assert not NO_LISTENERS

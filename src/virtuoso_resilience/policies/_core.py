@@ -52,7 +52,17 @@ MAX_NAME_LENGTH = 200
 """The longest policy name accepted (names appear in logs, metrics and reprs)."""
 _NAME_RULE = f"must be 1 to {MAX_NAME_LENGTH} printable characters (no control characters)"
 
-NO_LISTENERS: Listeners[Any] = Listeners("no listeners")
+
+class _NoListeners(Listeners[Any]):
+    """The shared empty hub: it can never be subscribed to."""
+
+    __slots__ = ()
+
+    def add(self, listener: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        raise RuntimeError("NO_LISTENERS is shared: subscribe through the policy's add_listener")
+
+
+NO_LISTENERS: Listeners[Any] = _NoListeners("no listeners")
 """The hub of every stream nobody listens to: shared, always empty (false).
 A stream holds its own hub while it has listeners and this sentinel
 otherwise (:meth:`Policy._subscribe` / :meth:`Policy._unsubscribe` keep that
