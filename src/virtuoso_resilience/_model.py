@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from .errors import ConfigurationError, FieldError
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_SECONDS",
     "ConfigModel",
     "Count",
@@ -46,6 +47,9 @@ __all__ = [
 
 MAX_SECONDS: float = 1e9
 """The longest duration any configuration accepts (about 31.7 years)."""
+MAX_COUNT: int = 10**9
+"""The largest count any configuration accepts: a 5,000-digit int would pass
+``ge=1`` and then break every snapshot (``json.dumps`` refuses to print it)."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """Any finite number."""
@@ -63,10 +67,10 @@ PositiveRatio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 """A fraction above 0, up to 1."""
 Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 """A percentage above 0, up to 100."""
-Count = Annotated[int, Field(ge=1)]
-"""A whole number >= 1."""
-NonNegativeCount = Annotated[int, Field(ge=0)]
-"""A whole number >= 0."""
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+"""A whole number from 1 to MAX_COUNT."""
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+"""A whole number from 0 to MAX_COUNT."""
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
@@ -176,6 +180,8 @@ def _to_configuration_error(
         value = data.get(name, item.get("input"))
         if _is_secret(name, info):
             value = _MASK
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+            value = f"<int of {value.bit_length()} bits>"  # repr() of 5,000 digits raises
         elif isinstance(value, str | bytes) and len(value) > _SHOWN:
             value = value[:_SHOWN] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
         if info is None and item.get("type") == "extra_forbidden":
