@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
 
 import annotated_types
@@ -293,31 +293,40 @@ class ConfigModel(BaseModel):
             ref = _Strong(observer)
         self._observers.append(ref)
 
-    def check_same(self, wanted: ConfigModel, *, owner: str, via: str) -> None:
-        """Refuse ``wanted`` unless it equals this configuration (``name`` aside).
+    def check_same(
+        self,
+        wanted: ConfigModel,
+        *,
+        owner: str,
+        via: str,
+        fields: Iterable[str] | None = None,
+    ) -> None:
+        """Refuse ``wanted`` where it differs from this configuration.
 
         What a registry asks when a component that already exists is asked
-        for again with settings: a :class:`ConfigurationError` naming every
-        differing field, the value wanted (secrets masked) and the value in
-        force, e.g. ``breaker 'bybit' already exists with timeout=60.0;
-        change it through breaker.config instead`` (``owner`` and ``via``
-        fill in the words). The one implementation of that check.
+        for again with settings. Compares ``fields`` (default: the fields set
+        explicitly on ``wanted``, ``name`` aside) and raises one
+        :class:`ConfigurationError` naming every differing field, the value
+        wanted (secrets masked) and the value in force, e.g. ``breaker 'bybit'
+        already exists with timeout=60.0; change it through breaker.config
+        instead`` (``owner`` and ``via`` fill in the words). The one
+        implementation of that check.
         """
-        fields = type(self).model_fields
-        current = self.model_dump(exclude={"name"})
-        asked = wanted.model_dump(exclude={"name"})
+        known = type(self).model_fields
+        names = wanted.model_fields_set - {"name"} if fields is None else set(fields)
         errors = []
-        for key, value in asked.items():
-            if value == current.get(key, _MISSING):
+        for key in sorted(names):
+            value, current = getattr(wanted, key), getattr(self, key, _MISSING)
+            if value == current:
                 continue
-            secret = _is_secret(key, fields.get(key))
+            secret = _is_secret(key, known.get(key))
             errors.append(
                 FieldError(
                     type(self).__name__,
                     key,
                     _MASK if secret else value,
                     f"{owner} already exists with "
-                    f"{key}={_MASK if secret else repr(current.get(key))}; "
+                    f"{key}={_MASK if secret else repr(current)}; "
                     f"change it through {via} instead",
                 )
             )
