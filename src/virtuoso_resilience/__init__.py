@@ -72,6 +72,16 @@ from .registry import (
     set_default_registry,
 )
 
+# isort: split
+# Adapters import the names above from this package, so they come last.
+from .cache import (
+    CacheConfig,
+    ResilientCache,
+    create_memcached_resilient_config,
+    create_redis_resilient_config,
+    create_resilient_cache,
+)
+
 __all__ = [
     "DEFAULT_CLASSIFIER",
     "MONOTONIC",
@@ -79,6 +89,7 @@ __all__ = [
     "Bulkhead",
     "BulkheadConfig",
     "BulkheadFullError",
+    "CacheConfig",
     "CheckResult",
     "CircuitBreaker",
     "CircuitBreakerConfig",
@@ -116,6 +127,7 @@ __all__ = [
     "ResiliencePipeline",
     "ResilienceRegistry",
     "ResilienceTimeoutError",
+    "ResilientCache",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",
@@ -130,7 +142,10 @@ __all__ = [
     "circuit_breaker",
     "create_default_resilience_config",
     "create_development_resilience_config",
+    "create_memcached_resilient_config",
     "create_production_resilience_config",
+    "create_redis_resilient_config",
+    "create_resilient_cache",
     "default_registry",
     "get_circuit_breaker",
     "get_connection_pool",
