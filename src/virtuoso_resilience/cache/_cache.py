@@ -326,18 +326,22 @@ class ResilientCache:
         return await self._retry.call_async(self._attempt, fn, *args)
 
     async def _attempt(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        return await self._breaker.call_async(self._timeout.call_async, fn, *args)
-
-    def _failed(self, exc: Exception) -> None:
-        """A backend call failed (after its retries) or was refused."""
-        n = self._n
-        if isinstance(exc, CircuitOpenError):
-            n.rejected += 1
-        else:
+        try:
+            return await self._breaker.call_async(self._timeout.call_async, fn, *args)
+        except CircuitOpenError:
+            self._n.rejected += 1
+            raise
+        except Exception as exc:
+            # Every failed attempt, by what the classifier says it is.
+            n = self._n
             kind = self._classifier.classify(exc).kind.value
             n.backend_errors_by_kind[kind] = n.backend_errors_by_kind.get(kind, 0) + 1
             name = type(exc).__qualname__
             n.backend_errors_by_type[name] = n.backend_errors_by_type.get(name, 0) + 1
+            raise
+
+    def _failed(self, exc: Exception) -> None:
+        """A backend call failed (after its retries) or was refused: serve locally."""
         self._enter_degraded()
 
     def _enter_degraded(self) -> None:
@@ -380,8 +384,7 @@ class ResilientCache:
                 continue
             try:
                 await self._call(self._backend.ping)
-            except Exception as exc:
-                self._failed_quietly(exc)
+            except Exception:  # counted by _attempt
                 await self._clock.sleep(delay)
                 continue
             if not await self._write_back():
@@ -391,16 +394,6 @@ class ResilientCache:
                 self._leave_degraded()
                 return
             await asyncio.sleep(0)
-
-    def _failed_quietly(self, exc: Exception) -> None:
-        n = self._n
-        if isinstance(exc, CircuitOpenError):
-            n.rejected += 1
-            return
-        kind = self._classifier.classify(exc).kind.value
-        n.backend_errors_by_kind[kind] = n.backend_errors_by_kind.get(kind, 0) + 1
-        name = type(exc).__qualname__
-        n.backend_errors_by_type[name] = n.backend_errors_by_type.get(name, 0) + 1
 
     async def _write_back(self) -> bool:
         """One pass over the dirty keys; False when the backend failed meanwhile."""
@@ -430,7 +423,6 @@ class ResilientCache:
                     n.writebacks_refused += 1
                     store.discard(key)
                     continue
-                self._failed_quietly(exc)
                 return False
             finally:
                 self._inflight.discard(key)
