@@ -8,9 +8,11 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from virtuoso_resilience import FakeClock
 
 
 def free_port() -> int:
@@ -130,3 +132,57 @@ class ServerProcess:
 
 ServerFactory = Callable[..., Awaitable[ServerProcess]]
 ClientFactory = Callable[..., Awaitable[Any]]
+
+
+class DictBackend:
+    """A memcached-like backend in memory; expiry on the test's clock."""
+
+    kind = "dict"
+    family = "memcached"
+    changes: tuple[str, ...] = ()
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.data: dict[str, tuple[bytes, float | None]] = {}
+        self.down = False
+        self.calls = 0
+
+    def describe(self) -> str:
+        return "dict"
+
+    async def _enter(self) -> None:
+        self.calls += 1
+        await asyncio.sleep(0)  # a real round trip yields to the loop
+        if self.down:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    def _live(self, key: str) -> bytes | None:
+        item = self.data.get(key)
+        if item is None:
+            return None
+        if item[1] is not None and item[1] <= self.clock.now():
+            del self.data[key]
+            return None
+        return item[0]
+
+    async def get(self, key: str) -> bytes | None:
+        await self._enter()
+        return self._live(key)
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        await self._enter()
+        return {k: v for k in keys if (v := self._live(k)) is not None}
+
+    async def set(self, key: str, data: bytes, ttl: float | None) -> None:
+        await self._enter()
+        self.data[key] = (data, None if ttl is None else self.clock.now() + ttl)
+
+    async def delete(self, key: str) -> None:
+        await self._enter()
+        self.data.pop(key, None)
+
+    async def ping(self) -> None:
+        await self._enter()
+
+    async def close(self) -> None:
+        return None
