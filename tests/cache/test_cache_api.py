@@ -260,7 +260,7 @@ def test_config_rules_name_the_fields() -> None:
 async def test_run_time_config_changes_apply() -> None:
     cache = ResilientCache(aiomcache.Client("127.0.0.1", free_port()))
     cache.config.timeout = 0.05
-    assert cache._timeout.config.seconds == 0.05
+    assert cache._deadlines.seconds == 0.05
     cache.config.fallback_max_entries = 3
     for n in range(10):
         await cache.set(f"k{n}", n)

@@ -188,7 +188,9 @@ async def outage(
     assert snapshot["dirty"] == 0
     assert sum(snapshot["backend_errors_by_kind"].values()) > 0, snapshot
     if fault is pause_resume:
-        assert snapshot["backend_errors_by_type"].get("ResilienceTimeoutError", 0) > 0
+        # Ours (ResilienceTimeoutError) or the client's own (redis-py's socket
+        # timeout, which the cache sets to the same limit): a timeout, not a stall.
+        assert any("Timeout" in name for name in snapshot["backend_errors_by_type"]), snapshot
 
     checker = await make_client(server, kind)
     serializer = cache._serializer

@@ -40,11 +40,11 @@ from .. import (
     RetryPolicy,
     ServiceStatus,
     SimpleHealthCheck,
-    TimeoutPolicy,
 )
 from ..errors import CircuitOpenError, ConfigurationError, FieldError
 from ._backends import Backend, make_backend
 from ._config import CacheConfig
+from ._deadline import Deadlines
 from ._keys import check_key
 from ._serial import CacheValueError, JsonSerializer, Serializer
 from ._store import Entry, FallbackStore
@@ -62,6 +62,7 @@ _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
 _MISSING: Any = object()
 _BUSINESS = OutcomeKind.BUSINESS
+_TRANSIENT = OutcomeKind.TRANSIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,19 +197,23 @@ class ResilientCache:
             clock=clock,
             classifier=classifier,
         )
-        self._retry = RetryPolicy(
-            RetryConfig(
-                name=f"cache.{config.name}",
-                max_attempts=config.retry_attempts,
-                base_delay=config.retry_base_delay,
-                max_delay=config.retry_max_delay,
-                retry_on=frozenset({OutcomeKind.TRANSIENT}),
-                budget_ratio=None,
-            ),
-            clock=clock,
-            classifier=classifier,
-        )
-        self._timeout = TimeoutPolicy(f"cache.{config.name}", seconds=config.timeout)
+        # The first attempt runs inline (the success path pays for no retry
+        # layer); a transient failure hands the remaining attempts to the policy.
+        self._retry: RetryPolicy | None = None
+        if config.retry_attempts > 1:
+            self._retry = RetryPolicy(
+                RetryConfig(
+                    name=f"cache.{config.name}",
+                    max_attempts=config.retry_attempts - 1,
+                    base_delay=config.retry_base_delay,
+                    max_delay=config.retry_max_delay,
+                    retry_on=frozenset({OutcomeKind.TRANSIENT}),
+                    budget_ratio=None,
+                ),
+                clock=clock,
+                classifier=classifier,
+            )
+        self._deadlines = Deadlines(f"cache.{config.name}", config.timeout)
         self._store = FallbackStore(config.fallback_max_entries, config.fallback_max_bytes)
         self._inflight: set[str] = set()
         self._loads_inflight: dict[str, asyncio.Future[Any]] = {}
@@ -231,7 +236,7 @@ class ResilientCache:
     def _on_config_change(self, field_name: str) -> None:
         cfg = self.config
         if field_name == "timeout":
-            self._timeout.config.seconds = cfg.timeout
+            self._deadlines.seconds = cfg.timeout
         elif field_name == "fallback_max_entries":
             self._store.max_entries = cfg.fallback_max_entries
         elif field_name == "fallback_max_bytes":
@@ -323,22 +328,35 @@ class ResilientCache:
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """One protected backend call: retry → breaker → timeout → call."""
-        return await self._retry.call_async(self._attempt, fn, *args)
-
-    async def _attempt(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         try:
-            return await self._breaker.call_async(self._timeout.call_async, fn, *args)
+            return await self._breaker.call_async(self._deadlines.call, fn, *args)
         except CircuitOpenError:
             self._n.rejected += 1
             raise
         except Exception as exc:
-            # Every failed attempt, by what the classifier says it is.
-            n = self._n
-            kind = self._classifier.classify(exc).kind.value
-            n.backend_errors_by_kind[kind] = n.backend_errors_by_kind.get(kind, 0) + 1
-            name = type(exc).__qualname__
-            n.backend_errors_by_type[name] = n.backend_errors_by_type.get(name, 0) + 1
+            self._count(exc)
+            if self._retry is None or self._classifier.classify(exc).kind is not _TRANSIENT:
+                raise
+        await self._clock.sleep(self.config.retry_base_delay)
+        return await self._retry.call_async(self._attempt, fn, *args)
+
+    async def _attempt(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        try:
+            return await self._breaker.call_async(self._deadlines.call, fn, *args)
+        except CircuitOpenError:
+            self._n.rejected += 1
             raise
+        except Exception as exc:
+            self._count(exc)
+            raise
+
+    def _count(self, exc: Exception) -> None:
+        """Count a failed attempt by what the classifier says it is."""
+        n = self._n
+        kind = self._classifier.classify(exc).kind.value
+        n.backend_errors_by_kind[kind] = n.backend_errors_by_kind.get(kind, 0) + 1
+        name = type(exc).__qualname__
+        n.backend_errors_by_type[name] = n.backend_errors_by_type.get(name, 0) + 1
 
     def _failed(self, exc: Exception) -> None:
         """A backend call failed (after its retries) or was refused: serve locally."""
@@ -920,6 +938,7 @@ class ResilientCache:
         tasks = [t for t in (self._recovery, *self._tasks) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
+        self._deadlines.close()
         for future in list(self._loads_inflight.values()):
             future.cancel()
         if tasks:
