@@ -234,9 +234,10 @@ class RedisBackend:
                     )
                 ]
             )
-        # redis-py 8: 3 retries with exponential backoff and 5 s socket
-        # timeouts per attempt. The adapter's own timeout and retry policy
-        # take over; the client must fail fast.
+        # redis-py 8: 10 retries with exponential backoff (10 ms to 1 s) and
+        # 5 s socket timeouts per attempt: about a minute for one call to a
+        # paused server. The adapter's own timeout and retry policy take
+        # over; the client must fail fast.
         client.set_retry(Retry(NoBackoff(), 0))
         kwargs["socket_timeout"] = timeout
         kwargs["socket_connect_timeout"] = connect_timeout
