@@ -67,7 +67,7 @@ async def test_seed_example_and_every_operation(
         read = await cache.lookup("loaded")
         assert (read.found, read.value, read.source) == (True, 42, "backend")
         assert cache.health().status == "healthy"
-        assert kind in repr(cache)
+        assert f"{kind} 127.0.0.1:" in repr(cache)
     assert cache.snapshot()["backend_errors_by_kind"] == {}
 
 

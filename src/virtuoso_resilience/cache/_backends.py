@@ -172,9 +172,12 @@ class EmcacheBackend:
         import emcache
 
         self._not_found = emcache.NotFoundCommandError
-        nodes = []
+        nodes: list[str] = []
         try:
-            nodes = [f"{n.host}:{n.port}" for n in client.cluster_managment().nodes()]
+            for address in client.cluster_managment().nodes():
+                port = getattr(address, "port", None)
+                host = getattr(address, "address", None) or getattr(address, "path", "?")
+                nodes.append(f"{host}:{port}" if port is not None else str(host))
         except Exception:
             pass
         self._address = ",".join(nodes) or "?"
