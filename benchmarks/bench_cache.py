@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 
 from virtuoso_resilience import FakeClock
 from virtuoso_resilience.cache import CacheConfig, JsonSerializer, ResilientCache
+from virtuoso_resilience.cache._deadline import Deadlines
 
 N = 4000
 ROUNDS = 7
@@ -230,6 +231,44 @@ async def _bench_layer() -> list[str]:
     return rows
 
 
+async def _bench_limit() -> list[str]:
+    """The per-call time limit: a loop timer per call vs the cache's watchdog."""
+    driver = _Instant()
+    driver.data["bench"] = b"1"
+    deadlines = Deadlines("bench", 0.25)
+
+    async def bare(n: int) -> None:
+        for i in range(n):
+            await driver.get("bench")
+            if i % 10 == 0:
+                await asyncio.sleep(0)  # let the loop run, as real I/O does
+
+    async def timer(n: int) -> None:
+        for i in range(n):
+            async with asyncio.timeout(0.25):
+                await driver.get("bench")
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+
+    async def watchdog(n: int) -> None:
+        for i in range(n):
+            await deadlines.call(driver.get, "bench")
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+
+    base = min([(await _timed(bare, N * 5))[0] for _ in range(ROUNDS)])
+    rows = []
+    for name, body in (
+        ("`asyncio.timeout` (a timer per call)", timer),
+        ("`Deadlines` (one watchdog)", watchdog),
+    ):
+        await body(500)
+        best = min([(await _timed(body, N * 5))[0] for _ in range(ROUNDS)])
+        rows.append(f"| {name} | {best - base:+.2f} |")
+    deadlines.close()
+    return rows
+
+
 async def _bench_degraded() -> list[str]:
     driver = _Instant()
     clock = FakeClock()
@@ -278,6 +317,9 @@ async def _main() -> str:
     out += ["", "### Resilient cache: the layer's own cost (driver answering at once, no I/O)", ""]
     out += ["| operation | driver + JSON µs | cache µs | layer µs |", "|---|---:|---:|---:|"]
     out += await _bench_layer()
+    out += ["", "### Resilient cache: cost of the per-call time limit", ""]
+    out += ["| mechanism | µs per call |", "|---|---:|"]
+    out += await _bench_limit()
     out += ["", "### Resilient cache: fallback read while degraded (breaker open)", ""]
     out += ["| read | µs |", "|---|---:|"]
     out += await _bench_degraded()

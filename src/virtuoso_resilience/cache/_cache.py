@@ -224,6 +224,7 @@ class ResilientCache:
         self._closed = False
         self._n = _Counters()
         self._prefix = config.key_prefix
+        self._cache_reads = config.cache_reads
         self._max_key = config.max_key_bytes - len(config.key_prefix.encode())
         self._health_service: HealthService | None = None
         self._health_check: SimpleHealthCheck | None = None
@@ -241,6 +242,8 @@ class ResilientCache:
             self._store.max_entries = cfg.fallback_max_entries
         elif field_name == "fallback_max_bytes":
             self._store.max_bytes = cfg.fallback_max_bytes
+        elif field_name == "cache_reads":
+            self._cache_reads = cfg.cache_reads
         elif field_name in ("key_prefix", "max_key_bytes"):
             self._prefix = cfg.key_prefix
             self._max_key = cfg.max_key_bytes - len(cfg.key_prefix.encode())
@@ -501,17 +504,18 @@ class ResilientCache:
 
     async def _read(self, key: str) -> tuple[Any, ReadSource]:
         store = self._store
-        if key in store.dirty or not self._usable():
+        if key in store.dirty or (self._breaker.state is not _CLOSED and not self._usable()):
             return self._local(key, self._clock.now())
-        before = store.peek(key)
+        entries = store.entries
+        before = entries.get(key)
         version = 0 if before is None else before.version
         try:
             data = await self._call(self._backend.get, key)
         except Exception as exc:
             self._failed(exc)
             return self._local(key, self._clock.now())
-        entry = store.peek(key)
-        if (0 if entry is None else entry.version) != version:
+        entry = entries.get(key)
+        if entry is not before or (entry is not None and entry.version != version):
             # Written or deleted here while the read was in flight: the local change is newer.
             return self._local(key, self._clock.now(), entry)
         n = self._n
@@ -520,15 +524,17 @@ class ResilientCache:
             if entry is not None:
                 self._backend_lost(key, entry)
             return _MISSING, "miss"
-        value = self._loads(data)
-        if value is _MISSING:
+        try:
+            value = self._serializer.loads(data)
+        except Exception:
+            n.undecodable += 1
             return _MISSING, "miss"
         n.backend_hits += 1
-        now = self._clock.now()
         if entry is not None and entry.data == data:
-            store.confirm(key, now)
-        elif self.config.cache_reads:
-            store.put(key, data, None, now, dirty=False)
+            if not entry.dirty:
+                entry.stored_at = self._clock.now()  # confirmed by the backend
+        elif self._cache_reads:
+            store.put(key, data, None, self._clock.now(), dirty=False)
         return value, "backend"
 
     def _backend_lost(self, key: str, entry: Entry) -> None:
@@ -600,7 +606,7 @@ class ResilientCache:
                 n.backend_hits += 1
                 if entry is not None and entry.data == data:
                     store.confirm(bkey, now)
-                elif self.config.cache_reads:
+                elif self._cache_reads:
                     store.put(bkey, data, None, now, dirty=False)
             if value is not _MISSING:
                 result[wanted[bkey]] = value

@@ -36,10 +36,14 @@ class _Call:
         self.fired = False
 
 
+def _no_loop() -> float:  # pragma: no cover - replaced by the loop's clock on first use
+    raise RuntimeError("Deadlines used outside an event loop")
+
+
 class Deadlines:
     """Time limits (seconds, event-loop clock) for the calls of one component."""
 
-    __slots__ = ("_calls", "_idle", "_loop", "_watchdog", "name", "seconds", "timeouts")
+    __slots__ = ("_calls", "_now", "_watchdog", "name", "seconds", "timeouts")
 
     def __init__(self, name: str, seconds: float) -> None:
         self.name = name
@@ -47,20 +51,18 @@ class Deadlines:
         self.timeouts = 0
         self._calls: dict[int, _Call] = {}
         self._watchdog: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle = 0
+        self._now: Callable[[], float] = _no_loop
 
     async def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """``await fn(*args)`` within ``seconds``, else :class:`ResilienceTimeoutError`."""
         task = asyncio.current_task()
-        loop = self._loop
-        if task is None or loop is None or self._watchdog is None or self._watchdog.done():
-            loop = self._start()
-            task = asyncio.current_task()
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.done() or task is None:
+            self._start()
             if task is None:  # pragma: no cover - always inside a task
                 return await fn(*args)
         seconds = self.seconds
-        entry = _Call(loop.time() + seconds, task)
+        entry = _Call(self._now() + seconds, task)
         calls = self._calls
         key = id(entry)
         calls[key] = entry
@@ -83,11 +85,10 @@ class Deadlines:
             task.uncancel()
         return result
 
-    def _start(self) -> asyncio.AbstractEventLoop:
+    def _start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._loop = loop
+        self._now = loop.time
         self._watchdog = loop.create_task(self._watch(), name=f"{self.name}-deadlines")
-        return loop
 
     async def _watch(self) -> None:
         """Cancel overdue calls; stop after a while without any call in flight."""

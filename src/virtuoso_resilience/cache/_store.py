@@ -51,12 +51,12 @@ class FallbackStore:
     """Bounded LRU + TTL map of key -> :class:`Entry`."""
 
     __slots__ = (
-        "_entries",
         "_version",
         "bytes",
         "dirty",
         "dirty_dropped",
         "downgraded",
+        "entries",
         "evictions",
         "max_bytes",
         "max_entries",
@@ -65,7 +65,8 @@ class FallbackStore:
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        """Key -> entry, least recently used first (read it; change it through the methods)."""
         self.dirty: dict[str, None] = {}
         """Keys with a dirty entry, oldest change first."""
         self._version = 0
@@ -75,20 +76,20 @@ class FallbackStore:
         self.dirty_dropped = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._entries
+        return key in self.entries
 
     def peek(self, key: str) -> Entry | None:
         """The entry for ``key`` without touching its LRU position."""
-        return self._entries.get(key)
+        return self.entries.get(key)
 
     def get(self, key: str) -> Entry | None:
         """The entry for ``key`` (marked most recently used), expired or not."""
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is not None:
-            self._entries.move_to_end(key)
+            self.entries.move_to_end(key)
         return entry
 
     # ----------------------------------------------------------------- writes
@@ -106,10 +107,10 @@ class FallbackStore:
         """Store ``data`` (``None``: a tombstone) for ``key``; returns the new version."""
         self._version += 1
         size = ENTRY_OVERHEAD + len(key) + (0 if data is None else len(data))
-        old = self._entries.pop(key, None)
+        old = self.entries.pop(key, None)
         if old is not None:
             self.bytes -= old.size
-        self._entries[key] = Entry(
+        self.entries[key] = Entry(
             data,
             expires_at,
             expires_at if fresh_until is None else fresh_until,
@@ -129,13 +130,13 @@ class FallbackStore:
 
     def confirm(self, key: str, now: float) -> None:
         """The backend confirmed the clean value held for ``key``: it is fresh again."""
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is not None and not entry.dirty:
             entry.stored_at = now
 
     def discard(self, key: str) -> None:
         """Forget ``key`` entirely (dirty or not)."""
-        entry = self._entries.pop(key, None)
+        entry = self.entries.pop(key, None)
         if entry is not None:
             self.bytes -= entry.size
             if entry.dirty:
@@ -143,41 +144,41 @@ class FallbackStore:
 
     def discard_clean(self, key: str) -> None:
         """Forget ``key`` unless it holds a dirty change."""
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is not None and not entry.dirty:
-            del self._entries[key]
+            del self.entries[key]
             self.bytes -= entry.size
 
     def mark_clean(self, key: str, version: int) -> bool:
         """The backend acknowledged ``version`` of ``key``. A tombstone is then
         removed, a value becomes clean. Returns False when a newer change
         superseded it (the key stays dirty)."""
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is None or entry.version != version:
             return False
         if entry.dirty:
             del self.dirty[key]
             entry.dirty = False
         if entry.data is None:
-            del self._entries[key]
+            del self.entries[key]
             self.bytes -= entry.size
         return True
 
     def clear(self) -> None:
-        self._entries.clear()
+        self.entries.clear()
         self.dirty.clear()
         self.bytes = 0
 
     # -------------------------------------------------------------- eviction
 
     def _over(self) -> bool:
-        return len(self._entries) > self.max_entries or self.bytes > self.max_bytes
+        return len(self.entries) > self.max_entries or self.bytes > self.max_bytes
 
     def _enforce(self, keep: str) -> None:
         if not self._over():
             return
         # Clean entries first, least recently used first (the new key last).
-        entries = self._entries
+        entries = self.entries
         for key in list(entries):
             if not self._over():
                 return
