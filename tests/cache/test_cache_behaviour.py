@@ -314,3 +314,74 @@ async def test_repr_and_snapshot_show_live_state(clock: FakeClock) -> None:
     assert snap["reads_by_source"]["miss"] >= 1
     assert snap["backend_errors_by_kind"] == {"transient": 2}
     assert snap["backend_errors_by_type"] == {"ConnectionRefusedError": 2}
+
+
+async def test_an_outage_thousands_of_trials_long_stays_bounded(clock: FakeClock) -> None:
+    cache, backend = make(clock, fallback_max_entries=100)
+    await trip(cache, backend)
+    for n in range(3_000):
+        await cache.set(f"k{n % 50}", n)
+        clock.advance(RECOVERY)  # the breaker's wait passes: one trial each time
+        for _ in range(3):
+            await asyncio.sleep(0)
+    trials = backend.calls
+    assert 3_000 <= trials <= 2 * 3_000 + 10  # about one ping per wait, no storm
+    snap = cache.snapshot()
+    assert snap["fallback_entries"] <= 100 and snap["dirty"] == 50
+    assert len(cache._tasks) == 0
+    backend.down = False
+    await settle(cache, clock)
+    assert all(backend._live(f"k{n}") is not None for n in range(50))
+    assert backend._live("k49") == b"2999"
+
+
+class Stop(BaseException):
+    """Not an Exception: must pass through everything untouched."""
+
+
+async def test_loader_base_exception_propagates_and_is_not_cached(clock: FakeClock) -> None:
+    cache, _ = make(clock)
+
+    def stop() -> int:
+        raise Stop
+
+    with pytest.raises(Stop):
+        await cache.get_or_set("k", stop)
+    assert await cache.get_or_set("k", lambda: 7) == 7
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_shared_load(clock: FakeClock) -> None:
+    cache, _ = make(clock)
+    release = asyncio.Event()
+
+    async def loader() -> str:
+        await release.wait()
+        return "loaded"
+
+    first = asyncio.ensure_future(cache.get_or_set("k", loader))
+    second = asyncio.ensure_future(cache.get_or_set("k", loader))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == "loaded"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert cache.snapshot()["loader_calls"] == 1
+
+
+async def test_close_writes_back_when_it_can_and_never_hangs(clock: FakeClock) -> None:
+    cache, backend = make(clock)
+    await trip(cache, backend)
+    await cache.set("a", 1)
+    backend.down = False
+    clock.advance(RECOVERY)
+    await cache.close()
+    assert backend._live("a") == b"1"
+
+    cache, backend = make(clock)
+    await trip(cache, backend)
+    await cache.set("a", 1)
+    await cache.close()  # still down and the breaker open: nothing sent, nothing raised
+    assert backend._live("a") is None
+    assert cache.snapshot()["dirty"] == 1

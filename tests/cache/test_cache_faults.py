@@ -221,7 +221,7 @@ async def test_sigstop_hang_times_out_and_recovers(
     await outage(make_server, make_client, kind, pause_resume)
 
 
-@pytest.mark.parametrize("kind", ["aiomcache", "redis"])
+@pytest.mark.parametrize("kind", ["aiomcache", "redis", "emcache"])
 async def test_flapping_server(
     make_server: ServerFactory, make_client: ClientFactory, kind: str
 ) -> None:
