@@ -16,6 +16,7 @@ from cache_servers import DictBackend
 from virtuoso_resilience import CircuitState, FakeClock, HealthService, ServiceStatus
 from virtuoso_resilience.cache import (
     CacheConfig,
+    CacheEvent,
     ResilientCache,
     StaleRule,
 )
@@ -385,3 +386,28 @@ async def test_close_writes_back_when_it_can_and_never_hangs(clock: FakeClock) -
     await cache.close()  # still down and the breaker open: nothing sent, nothing raised
     assert backend._live("a") is None
     assert cache.snapshot()["dirty"] == 1
+
+
+async def test_listeners_hear_degraded_and_recovered(clock: FakeClock) -> None:
+    cache, backend = make(clock)
+    heard: list[CacheEvent] = []
+    heard_async: list[bool] = []
+
+    async def slow_listener(event: CacheEvent) -> None:
+        heard_async.append(event.degraded)
+
+    def broken_listener(event: CacheEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    cache.add_listener(heard.append)
+    cache.add_listener(slow_listener)
+    cache.add_listener(broken_listener)
+    await trip(cache, backend)
+    await cache.set("a", 1)  # a broken listener never fails a cache call
+    backend.down = False
+    await settle(cache, clock)
+    assert [(e.degraded, e.name) for e in heard] == [(True, "t"), (False, "t")]
+    assert heard[0].dirty == 0 and "fallback serving" in heard[0].reason
+    assert cache.remove_listener(broken_listener)
+    await cache.close()  # drains the async listener
+    assert heard_async == [True, False]

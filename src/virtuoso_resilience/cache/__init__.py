@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import HealthService, get_health_service
-from ._cache import CacheHealth, CacheRead, ReadSource, ResilientCache
+from ._cache import CacheEvent, CacheHealth, CacheRead, ReadSource, ResilientCache
 from ._config import (
     CacheConfig,
     StaleRule,
@@ -23,6 +23,7 @@ from ._serial import BytesSerializer, CacheValueError, JsonSerializer, Serialize
 __all__ = [
     "BytesSerializer",
     "CacheConfig",
+    "CacheEvent",
     "CacheHealth",
     "CacheRead",
     "CacheValueError",

@@ -41,6 +41,7 @@ from .. import (
     ServiceStatus,
     SimpleHealthCheck,
 )
+from .._events import Listeners
 from ..errors import CircuitOpenError, ConfigurationError, FieldError
 from ._backends import Backend, make_backend
 from ._config import CacheConfig
@@ -49,7 +50,7 @@ from ._keys import check_key
 from ._serial import CacheValueError, JsonSerializer, Serializer
 from ._store import Entry, FallbackStore
 
-__all__ = ["CacheHealth", "CacheRead", "ReadSource", "ResilientCache"]
+__all__ = ["CacheEvent", "CacheHealth", "CacheRead", "ReadSource", "ResilientCache"]
 
 log = logging.getLogger("virtuoso_resilience.cache")
 
@@ -72,6 +73,21 @@ class CacheRead:
     found: bool
     value: Any
     source: ReadSource
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    """The cache became degraded (the fallback serves) or recovered.
+
+    ``at`` is the cache's clock time (seconds); ``dirty`` the local changes
+    waiting to be written back; ``reason`` a short, secret-free text.
+    """
+
+    name: str
+    degraded: bool
+    at: float
+    dirty: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +242,7 @@ class ResilientCache:
         self._prefix = config.key_prefix
         self._cache_reads = config.cache_reads
         self._max_key = config.max_key_bytes - len(config.key_prefix.encode())
+        self._hub: Listeners[CacheEvent] = Listeners(f"cache {config.name!r}")
         self._health_service: HealthService | None = None
         self._health_check: SimpleHealthCheck | None = None
         config.subscribe(self._on_config_change)
@@ -367,20 +384,47 @@ class ResilientCache:
 
     def _enter_degraded(self) -> None:
         if self._degraded_since is None:
-            self._degraded_since = self._clock.now()
+            now = self._degraded_since = self._clock.now()
             self._n.degraded_episodes += 1
             log.warning("cache %r: backend %s failed; serving from memory", self.name, self.backend)
+            if self._hub:
+                self._hub.emit(
+                    CacheEvent(
+                        self.name,
+                        True,
+                        now,
+                        len(self._store.dirty),
+                        f"backend {self.backend} failed; fallback serving",
+                    )
+                )
         self._start_recovery()
 
     def _leave_degraded(self) -> None:
         if self._degraded_since is not None:
-            self._degraded_total += self._clock.now() - self._degraded_since
+            now = self._clock.now()
+            self._degraded_total += now - self._degraded_since
             self._degraded_since = None
             log.info(
-                "cache %r: backend %s recovered; local changes written back",
-                self.name,
-                self.backend,
+                "cache %r: backend %s recovered; changes written back", self.name, self.backend
             )
+            if self._hub:
+                self._hub.emit(
+                    CacheEvent(
+                        self.name, False, now, 0, f"backend {self.backend} recovered; written back"
+                    )
+                )
+
+    def add_listener(self, listener: Callable[[CacheEvent], Any]) -> Callable[[CacheEvent], Any]:
+        """Call ``listener(CacheEvent)`` when the cache becomes degraded or recovers.
+
+        Sync or async; the library's one listener contract (never delays or
+        fails a cache call; isolated, bounded, timed). Returns ``listener``.
+        """
+        return self._hub.add(listener)
+
+    def remove_listener(self, listener: Callable[[CacheEvent], Any]) -> bool:
+        """Unsubscribe ``listener``; returns whether it was subscribed."""
+        return self._hub.remove(listener)
 
     def _start_recovery(self) -> None:
         if self._closed:
@@ -945,6 +989,8 @@ class ResilientCache:
         for task in tasks:
             task.cancel()
         self._deadlines.close()
+        await self._hub.drain(within=1.0)
+        self._hub.close()
         for future in list(self._loads_inflight.values()):
             future.cancel()
         if tasks:
