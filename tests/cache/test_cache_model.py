@@ -139,6 +139,38 @@ class CacheMachine(RuleBasedStateMachine):
             self.restarted_at = self.step
 
     @precondition(lambda self: not self.backend.down)
+    @rule(
+        writes=st.lists(
+            st.tuples(
+                st.sampled_from(KEYS),
+                st.sampled_from(["set", "delete"]),
+                st.sampled_from([None, 1.0]),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        seconds=st.sampled_from([0.0, 0.5, 3.0]),
+        empty=st.booleans(),
+    )
+    def outage(
+        self, writes: list[tuple[str, str, float | None]], seconds: float, empty: bool
+    ) -> None:
+        """A whole outage in one step: the keys written first (so the backend holds
+        older values), down, writes, time passes, back (maybe empty), settled."""
+        for key, _, _ in writes:
+            self.set(key, None)
+        self.go_down()
+        for key, kind, ttl in writes:
+            if kind == "set":
+                self.set(key, ttl)
+            else:
+                self.delete(key)
+            self.get(key)
+        self.advance(seconds)
+        self.come_back(empty)
+        self.settle()
+
+    @precondition(lambda self: not self.backend.down)
     @rule()
     def settle(self) -> None:
         """Let the breaker's wait pass and the write-back finish; then compare."""
