@@ -181,7 +181,8 @@ def create_memcached_resilient_config(**overrides: object) -> CacheConfig:
     """The preset for memcached: 250 ms calls, two attempts, a breaker that
     opens after 3 consecutive failures and tries again after 2 s, a 10,000
     entry / 64 MiB fallback, memcached's key and value limits. Keyword
-    arguments override any field."""
+    arguments override any field. Works with aiomcache and emcache clients;
+    emcache is the recommended one (see docs/cache.md)."""
     settings: dict[str, object] = {
         "name": "memcached",
         "backend": "memcached",
