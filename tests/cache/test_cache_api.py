@@ -265,3 +265,25 @@ async def test_run_time_config_changes_apply() -> None:
     for n in range(10):
         await cache.set(f"k{n}", n)
     assert cache.snapshot()["fallback_entries"] == 3
+
+
+async def test_no_round_trip_reaches_a_real_server_while_the_breaker_is_open(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
+    server, client = await build(make_server, make_client, "redis")
+    cache = create_resilient_cache(client, register_health=False)
+    await cache.set("k", 1)
+    probe = aioredis.Redis(host=server.host, port=server.port)
+    cache.breaker.force_open()
+    before = (await probe.info("stats"))["total_commands_processed"]
+    for n in range(500):
+        await cache.set(f"k{n % 7}", n)
+        await cache.get(f"k{n % 7}")
+        await cache.get_many(["k", "k1"])
+        await cache.delete("k6")
+    after = (await probe.info("stats"))["total_commands_processed"]
+    assert after - before == 1  # the first INFO itself; nothing from the cache
+    assert cache.snapshot()["fallback_hits"] > 0
+    await probe.aclose()
+    cache.breaker.reset()
+    await cache.close()
