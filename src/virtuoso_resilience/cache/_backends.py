@@ -219,7 +219,9 @@ class RedisBackend:
     kind = "redis"
     family = "redis"
 
-    def __init__(self, client: Any, timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self, client: Any, timeout: float, connect_timeout: float, *, close_pool: bool = False
+    ) -> None:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
@@ -251,6 +253,7 @@ class RedisBackend:
             f"socket_connect_timeout={connect_timeout:g} (new connections)",
         )
         self._client = client
+        self._close_pool = close_pool
         host = kwargs.get("host") or kwargs.get("path") or "?"
         port = kwargs.get("port")
         self._address = f"{host}:{port}" if port is not None else str(host)
@@ -281,7 +284,11 @@ class RedisBackend:
         await self._client.ping()
 
     async def close(self) -> None:
-        await self._client.aclose()
+        # A pool given to the cache is closed with it (a client closes its own).
+        if self._close_pool:
+            await self._client.aclose(close_connection_pool=True)
+        else:
+            await self._client.aclose()
 
 
 # ------------------------------------------------------------------ recognise
@@ -309,7 +316,9 @@ def make_backend(client: Any, timeout: float, connect_timeout: float) -> Backend
         pass
     else:
         if isinstance(client, ConnectionPool):
-            client = Redis(connection_pool=client)
+            return RedisBackend(
+                Redis(connection_pool=client), timeout, connect_timeout, close_pool=True
+            )
         if isinstance(client, Redis):
             return RedisBackend(client, timeout, connect_timeout)
     module = type(client).__module__
