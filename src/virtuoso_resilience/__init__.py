@@ -5,6 +5,15 @@ private.
 """
 
 from ._version import __version__
+
+# Adapters import the names above from this package, so they come last.
+from .cache import (
+    CacheConfig,
+    ResilientCache,
+    create_memcached_resilient_config,
+    create_redis_resilient_config,
+    create_resilient_cache,
+)
 from .classify import (
     DEFAULT_CLASSIFIER,
     Classifier,
@@ -99,6 +108,7 @@ __all__ = [
     "BulkheadConfig",
     "BulkheadFullError",
     "BulkheadRejectionEvent",
+    "CacheConfig",
     "CallEvent",
     "CheckResult",
     "CircuitBreaker",
@@ -142,6 +152,7 @@ __all__ = [
     "ResiliencePipeline",
     "ResilienceRegistry",
     "ResilienceTimeoutError",
+    "ResilientCache",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",
@@ -160,7 +171,10 @@ __all__ = [
     "circuit_breaker",
     "create_default_resilience_config",
     "create_development_resilience_config",
+    "create_memcached_resilient_config",
     "create_production_resilience_config",
+    "create_redis_resilient_config",
+    "create_resilient_cache",
     "default_registry",
     "get_circuit_breaker",
     "get_connection_pool",
