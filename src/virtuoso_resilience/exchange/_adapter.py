@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from .. import (
     DEFAULT_CLASSIFIER,
+    HealthCheck,
+    HealthService,
     MONOTONIC,
     Bulkhead,
     CircuitBreaker,
@@ -469,6 +471,12 @@ class ResilientExchange(Generic[E]):
         """Orders whose fate is not known yet (being placed, or unknown)."""
         orders: OrderTracker = self.__dict__["_orders"]
         return orders.pending()
+
+    def register_health(self, service: HealthService) -> list[HealthCheck]:
+        """Register this exchange's health checks with ``service`` (see ``docs/exchange.md``)."""
+        from ._health import register_exchange_health
+
+        return register_exchange_health(self, service)
 
     def data_age(self, method: str, symbol: str) -> float | None:
         """Age (seconds) of the last good ``method`` value for ``symbol``; ``None``: none."""

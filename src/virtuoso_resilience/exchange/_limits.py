@@ -141,14 +141,10 @@ class AccountLimiter:
                 await limiter.acquire()
 
     def finish(self, state: CallState) -> None:
-        """A call's attempt ended: its last request's path is the method's
-        endpoint; a probing call releases the callers behind it."""
-        if state.path is not None:
-            paths = self._method_paths.get(state.method)
-            if paths is None:
-                self._method_paths[state.method] = {state.path}
-            elif state.path not in paths:
-                paths.add(state.path)
+        """A call's attempt ended: a probe that saw no answer releases the callers behind it."""
+        self._end_probe(state)
+
+    def _end_probe(self, state: CallState) -> None:
         if state.probe:
             state.probe = False
             probe = self._probes.pop(state.method, None)
@@ -162,6 +158,8 @@ class AccountLimiter:
         limit = _number(_header(headers, "X-Bapi-Limit"))
         if limit is not None and limit >= 1:
             self._learn_endpoint(path, limit, headers)
+            if state is not None:  # this method's requests now pass this endpoint's budget
+                self._method_paths.setdefault(state.method, set()).add(path)
         used = _number(_header(headers, "X-MBX-USED-WEIGHT-1M"))
         if used is not None:
             self._learn_weight(used)
@@ -172,6 +170,8 @@ class AccountLimiter:
                     self.order_counts[key.upper()[len("X-MBX-ORDER-COUNT-") :]] = count
         if status == 418:
             self.ban(parse_retry_after(_header(headers, "Retry-After")))
+        if state is not None:
+            self._end_probe(state)
 
     def _learn_endpoint(self, path: str, limit: float, headers: Mapping[str, str]) -> None:
         rate = max(limit * self._safety, 0.1)
