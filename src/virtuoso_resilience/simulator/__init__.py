@@ -1,4 +1,4 @@
-"""A fault-injecting exchange simulator that speaks Bybit's v5 REST API.
+"""A fault-injecting exchange simulator that speaks Bybit's v5 (or Binance's spot) REST API.
 
 The unmodified ``ccxt.async_support.bybit`` client talks to it over loopback
 HTTP; faults (latency, 5xx, maintenance, rate limits, resets, hangs,
@@ -8,6 +8,7 @@ See ``docs/simulator.md``.
 """
 
 from ._auth import key_fingerprint
+from ._binance_config import BinanceLimits
 from ._config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimulatorConfig
 from ._faults import (
     Fault,
@@ -26,6 +27,7 @@ from ._stats import SimulatorStats
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_API_SECRET",
+    "BinanceLimits",
     "Fault",
     "FaultHandle",
     "FaultKind",

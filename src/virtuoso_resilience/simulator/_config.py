@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from .._model import ConfigModel
+from ._binance_config import BinanceLimits
 from ._faults import parse_faults
 from ._ratelimit import DEFAULT_KEY_LIMITS
 
@@ -64,6 +65,10 @@ class SimulatorConfig(ConfigModel):
     """Private path -> requests per second per API key."""
     faults: str = ""
     """Faults installed at start, in the grammar of ``parse_faults``."""
+    dialect: Literal["bybit", "binance"] = "bybit"
+    """The exchange API served: Bybit v5 (default) or Binance spot REST v3."""
+    binance: BinanceLimits = Field(default_factory=BinanceLimits)
+    """Request-weight, order-count and ban rules of the ``binance`` dialect."""
 
     @field_validator("faults")
     @classmethod

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..clock import Clock
 from ._auth import AuthFailure, authenticate, key_fingerprint
+from ._binance_server import BinanceDialect
 from ._config import SimulatorConfig
 from ._control import handle_control
 from ._faults import Fault, FaultHandle, FaultKind, FaultSet, FaultSpecError, Plan
@@ -123,6 +124,7 @@ class Simulator:
         self._closing = asyncio.Event()
         self._hanging = 0
         self._config_faults_installed = False
+        self._binance = BinanceDialect(self) if config.dialect == "binance" else None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class Simulator:
         self.faults.rng.seed(f"{self.seed}/faults")
         self.market.reset(self.seed)
         self._limiter.reset()
+        if self._binance is not None:
+            self._binance.reset(self.seed)
         self._counters.reset()
         self._install_config_faults()
 
@@ -230,10 +234,18 @@ class Simulator:
 
     # -- ccxt -------------------------------------------------------------------------
 
+    @property
+    def dialect(self) -> str:
+        """The exchange API served: ``"bybit"`` or ``"binance"``."""
+        return self.config.dialect
+
     def ccxt_config(
         self, *, credentials: bool = True, market_types: Iterable[str] = ("spot", "linear")
     ) -> dict[str, Any]:
         """Constructor options that point ``ccxt.async_support.bybit`` at this simulator.
+
+        For a ``dialect="binance"`` simulator: options for
+        ``ccxt.async_support.binance`` (spot; ``market_types`` is ignored).
 
         ``ccxt.async_support.bybit(sim.ccxt_config())`` overrides every bybit
         API URL (``urls['api']``, and ``'test'``/``'demotrading'`` so that
@@ -242,6 +254,8 @@ class Simulator:
         with ``credentials``, the simulator's API key and secret. Merge your
         own options into the returned dict (it is a fresh copy).
         """
+        if self._binance is not None:
+            return self._binance.ccxt_config(credentials=credentials)
         urls = dict.fromkeys(CCXT_URL_KEYS, self.base_url)
         config: dict[str, Any] = {
             "urls": {"api": dict(urls), "test": dict(urls), "demotrading": dict(urls)},
@@ -263,6 +277,8 @@ class Simulator:
 
         Same settings as :meth:`ccxt_config`. Call it before ``load_markets``.
         """
+        if self._binance is not None:
+            return self._binance.configure_ccxt(exchange, credentials=credentials)
         config = self.ccxt_config(credentials=credentials, market_types=market_types)
         urls = dict(exchange.urls)
         urls.update(config["urls"])
@@ -387,6 +403,8 @@ class Simulator:
         path = request.path
         if path.startswith(_CONTROL_PREFIX):
             return await handle_control(self, request)
+        if self._binance is not None:
+            return await self._binance.handle(request)
         route = ROUTES.get(path)
         private = route.private if route is not None else False
         ip_client = "ip:" + (request.remote or "unknown")

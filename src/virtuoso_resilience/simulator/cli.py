@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="its secret (default: the public test secret documented in docs/simulator.md)",
     )
     parser.add_argument(
+        "--dialect",
+        choices=("bybit", "binance"),
+        default="bybit",
+        help="exchange API to serve: Bybit v5 or Binance spot REST v3 (default: bybit)",
+    )
+    parser.add_argument(
         "--no-rate-limits",
         action="store_true",
         help="do not enforce Bybit's per-IP and per-key budgets (fault budgets still apply)",
@@ -103,6 +109,7 @@ def _config(args: argparse.Namespace) -> SimulatorConfig:
         api_key=args.api_key,
         api_secret=args.api_secret,
         rate_limits=not args.no_rate_limits,
+        dialect=getattr(args, "dialect", "bybit"),
     )
 
 
@@ -127,6 +134,8 @@ async def serve(
             else:
                 credentials = f"--api-key / --api-secret ({key_fingerprint(sim.api_key)})"
             print(f"  credentials: {credentials}", flush=True)
+            if config.dialect != "bybit":
+                print(f"  dialect: {config.dialect} (ccxt.{config.dialect})", flush=True)
             if config.faults:
                 print(f"  faults: {config.faults}", flush=True)
             print(f"  control API: {sim.base_url}/__sim__/stats, /__sim__/faults", flush=True)
