@@ -1,42 +1,46 @@
-"""Fixtures: a simulator on a free loopback port and resilient ccxt clients on it."""
+"""Fixtures: a simulator (Bybit or Binance dialect) on a free loopback port and
+resilient ccxt clients (the real ``bybit`` / ``binance`` classes) on it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import ccxt.async_support as ccxt
 import pytest
+from exchange_venues import VENUES, Factory, Venue, client_for
 
-from virtuoso_resilience.clock import Clock, MONOTONIC
-from virtuoso_resilience.exchange import (
-    ExchangeResilienceConfig,
-    ResilientExchange,
-    create_bybit_resilient_config,
-)
+from virtuoso_resilience.clock import MONOTONIC, Clock
+from virtuoso_resilience.exchange import ExchangeResilienceConfig, ResilientExchange
 from virtuoso_resilience.simulator import Simulator
 
-Factory = Callable[..., Awaitable[ResilientExchange[Any]]]
+
+@pytest.fixture(params=sorted(VENUES))
+def venue(request: pytest.FixtureRequest) -> Venue:
+    return VENUES[request.param]
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(seed=7) as simulator:
+def bybit() -> Venue:
+    return VENUES["bybit"]
+
+
+@pytest.fixture
+async def sim(venue: Venue) -> AsyncIterator[Simulator]:
+    async with Simulator(seed=7, dialect=venue.name) as simulator:
         yield simulator
 
 
 @pytest.fixture
-async def quiet_sim() -> AsyncIterator[Simulator]:
-    """A simulator without Bybit's own budgets (for tests about something else)."""
-    async with Simulator(seed=11, rate_limits=False) as simulator:
+async def quiet_sim(venue: Venue) -> AsyncIterator[Simulator]:
+    """A simulator without the venue's own budgets (for tests about something else)."""
+    async with Simulator(seed=11, rate_limits=False, dialect=venue.name) as simulator:
         yield simulator
 
 
-def _client(sim: Simulator, overrides: dict[str, Any]) -> Any:
-    # rateLimit 1 ms: ccxt's per-endpoint costs still weigh, but tests stay quick.
-    exchange = ccxt.bybit({**sim.ccxt_config(), "rateLimit": 1, **overrides})
-    exchange.timeout_on_exit = 0  # ccxt sleeps 250 ms in close() for TLS; loopback is plain
-    return exchange
+@pytest.fixture
+async def bybit_sim() -> AsyncIterator[Simulator]:
+    async with Simulator(seed=5) as simulator:
+        yield simulator
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ async def make_resilient() -> AsyncIterator[Factory]:
         **overrides: Any,
     ) -> ResilientExchange[Any]:
         adapter = ResilientExchange(
-            _client(sim, overrides), config or create_bybit_resilient_config(), clock=clock
+            client_for(sim, **overrides), config or VENUES[sim.dialect].preset(), clock=clock
         )
         created.append(adapter)
         if load:

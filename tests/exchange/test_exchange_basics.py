@@ -7,6 +7,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 import pytest
+from exchange_venues import Factory, client_for
 
 from virtuoso_resilience.exchange import (
     AccountLimiter,
@@ -20,12 +21,9 @@ from virtuoso_resilience.exchange import (
 from virtuoso_resilience.pools import ConnectionPoolManager
 from virtuoso_resilience.simulator import Simulator
 
-from collections.abc import Awaitable, Callable
 
-Factory = Callable[..., Awaitable[ResilientExchange[Any]]]
-
-
-async def test_seed_example_market_id_and_unified_symbol(sim: Simulator) -> None:
+async def test_seed_example_market_id_and_unified_symbol(bybit_sim: Simulator) -> None:
+    sim = bybit_sim
     bybit = ccxt.bybit({**sim.ccxt_config(), "rateLimit": 1})
     bybit.timeout_on_exit = 0
     config = create_bybit_resilient_config()
@@ -40,7 +38,9 @@ async def test_seed_example_market_id_and_unified_symbol(sim: Simulator) -> None
     assert balance["USDT"]["total"] == 100_000.0
 
 
-async def test_ccxt_settings_one_retry_place_our_throttle(sim: Simulator, make_resilient: Factory) -> None:
+async def test_ccxt_settings_one_retry_place_our_throttle(
+    sim: Simulator, make_resilient: Factory
+) -> None:
     adapter = await make_resilient(sim)
     raw: Any = adapter.exchange
     assert raw.options["maxRetriesOnFailure"] == 0
@@ -52,7 +52,9 @@ async def test_ccxt_settings_one_retry_place_our_throttle(sim: Simulator, make_r
     assert adapter.limiter.account.snapshot()["granted"] > 0
 
 
-async def test_methods_keep_name_signature_and_value(sim: Simulator, make_resilient: Factory) -> None:
+async def test_methods_keep_name_signature_and_value(
+    sim: Simulator, make_resilient: Factory
+) -> None:
     adapter = await make_resilient(sim)
     raw: Any = adapter.exchange
     wrapped = adapter.fetch_order_book
@@ -67,7 +69,7 @@ async def test_methods_keep_name_signature_and_value(sim: Simulator, make_resili
 async def test_attributes_pass_through_both_ways(sim: Simulator, make_resilient: Factory) -> None:
     adapter = await make_resilient(sim)
     raw: Any = adapter.exchange
-    assert adapter.id == "bybit"
+    assert adapter.id == sim.dialect
     assert adapter.markets is raw.markets
     assert adapter.market("BTC/USDT")["id"] == "BTCUSDT"  # a sync method: not wrapped
     adapter.verbose = False
@@ -78,11 +80,14 @@ async def test_attributes_pass_through_both_ways(sim: Simulator, make_resilient:
         _ = adapter.no_such_attribute
 
 
-async def test_one_pool_per_host_shared_by_adapters(sim: Simulator) -> None:
+async def test_one_pool_per_host_shared_by_adapters(bybit_sim: Simulator) -> None:
+    sim = bybit_sim
     async with ConnectionPoolManager() as pools:
         spot = ResilientExchange(_bybit(sim), create_bybit_resilient_config(), pools=pools)
         swap = ResilientExchange(
-            _bybit(sim, options={"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}}),
+            _bybit(
+                sim, options={"defaultType": "swap", "fetchMarkets": {"types": ["spot", "linear"]}}
+            ),
             create_bybit_resilient_config(),
             pools=pools,
         )
@@ -104,7 +109,7 @@ def _bybit(sim: Simulator, **overrides: Any) -> Any:
 
 
 async def test_close_is_idempotent_and_closes_own_pool(sim: Simulator) -> None:
-    adapter = ResilientExchange(_bybit(sim), create_bybit_resilient_config())
+    adapter = ResilientExchange(client_for(sim))
     await adapter.fetch_time()
     pool = adapter.pool
     assert pool is not None and not pool.closed
@@ -140,7 +145,9 @@ def test_presets_name_their_venue() -> None:
     assert create_okx_resilient_config(order_resolve_timeout=5.0).order_resolve_timeout == 5.0
 
 
-async def test_repr_and_snapshot_show_state_without_secrets(sim: Simulator, make_resilient: Factory) -> None:
+async def test_repr_and_snapshot_show_state_without_secrets(
+    sim: Simulator, make_resilient: Factory
+) -> None:
     adapter = await make_resilient(sim)
     await adapter.fetch_balance()
     text = repr(adapter) + repr(adapter.snapshot())

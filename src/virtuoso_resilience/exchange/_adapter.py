@@ -13,8 +13,6 @@ from urllib.parse import urlsplit
 
 from .. import (
     DEFAULT_CLASSIFIER,
-    HealthCheck,
-    HealthService,
     MONOTONIC,
     Bulkhead,
     CircuitBreaker,
@@ -23,6 +21,8 @@ from .. import (
     Clock,
     ConnectionPool,
     ConnectionPoolManager,
+    HealthCheck,
+    HealthService,
     Outcome,
     OutcomeKind,
     PoolConfig,
@@ -31,7 +31,7 @@ from .. import (
 from ._codec import ClientOrderIdCodec, codec_for
 from ._compat import Signal, attach_response, signal_of, status_of
 from ._config import ExchangeResilienceConfig, GroupConfig, MethodGroup
-from ._errors import ExchangeBannedError, MaintenanceError
+from ._errors import ExchangeBannedError
 from ._groups import MethodSpec, spec_for
 from ._limits import AccountLimiter, CallState, current_call
 from ._maintenance import MaintenanceGuard
@@ -162,7 +162,9 @@ class ResilientExchange(Generic[E]):
             for group in MethodGroup
         }
         rate_limit_ms = float(getattr(raw, "rateLimit", 0) or 0)
-        rate = 1000.0 / rate_limit_ms if math.isfinite(rate_limit_ms) and rate_limit_ms > 0 else 1000.0
+        rate = (
+            1000.0 / rate_limit_ms if math.isfinite(rate_limit_ms) and rate_limit_ms > 0 else 1000.0
+        )
         limiter = AccountLimiter(
             f"{exchange_id}:{_account_label(raw)}",
             rate=rate,

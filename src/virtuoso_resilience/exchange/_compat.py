@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover
         RATE_LIMIT = "rate_limit"
         MAINTENANCE = "maintenance"
 
-    def attach_response(  # type: ignore[misc]
+    def attach_response(
         exc: BaseException,
         *,
         status: int | None = None,

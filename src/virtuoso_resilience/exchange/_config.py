@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
@@ -166,18 +166,18 @@ class ExchangeResilienceConfig(ConfigModel):
         return config
 
 
-def create_bybit_resilient_config(**overrides: object) -> ExchangeResilienceConfig:
+def create_bybit_resilient_config(**overrides: Any) -> ExchangeResilienceConfig:
     """Bybit v5: per-endpoint budgets learned from ``X-Bapi-Limit*`` headers."""
     return ExchangeResilienceConfig(**{"exchange_id": "bybit", **overrides})
 
 
-def create_binance_resilient_config(**overrides: object) -> ExchangeResilienceConfig:
+def create_binance_resilient_config(**overrides: Any) -> ExchangeResilienceConfig:
     """Binance spot: a 6000-weight-per-minute budget learned from ``X-MBX-USED-WEIGHT-1M``."""
     return ExchangeResilienceConfig(
         **{"exchange_id": "binance", "weight_limit_per_minute": 6000.0, **overrides}
     )
 
 
-def create_okx_resilient_config(**overrides: object) -> ExchangeResilienceConfig:
+def create_okx_resilient_config(**overrides: Any) -> ExchangeResilienceConfig:
     """OKX: client order ids of 1-32 letters and digits; ccxt's per-endpoint costs."""
     return ExchangeResilienceConfig(**{"exchange_id": "okx", **overrides})

@@ -76,8 +76,6 @@ class ExchangeBannedError(ResilienceError):
         return f"{self.exchange_id} banned this host: no request for {self.retry_after:.1f}s"
 
 
-
-
 class InvalidClientOrderIdError(ResilienceError, ValueError):
     """A caller's client order id breaks the venue's rules (length, characters)."""
 

@@ -37,7 +37,11 @@ _PUBLIC_READ: Final = frozenset(
     {"load_markets", "fetch_time", "fetch_status", "fetch_markets", "fetch_currencies"}
 )
 _TRANSFER_NAMES: Final = ("transfer", "withdraw")
-_STALE_KINDS: Final = {"fetch_ticker": "ticker", "fetch_order_book": "order_book", "fetch_ohlcv": "ohlcv"}
+_STALE_KINDS: Final = {
+    "fetch_ticker": "ticker",
+    "fetch_order_book": "order_book",
+    "fetch_ohlcv": "ohlcv",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,17 @@ def spec_for(name: str) -> MethodSpec | None:
     if any(word in name for word in _TRANSFER_NAMES):
         return MethodSpec(name, MethodGroup.TRANSFERS, True)
     if name.startswith(
-        ("create_", "edit_", "cancel_", "set_", "add_margin", "reduce_margin", "close_", "borrow_", "repay_")
+        (
+            "create_",
+            "edit_",
+            "cancel_",
+            "set_",
+            "add_margin",
+            "reduce_margin",
+            "close_",
+            "borrow_",
+            "repay_",
+        )
     ):
         return MethodSpec(name, MethodGroup.ORDERS, True)
     return None

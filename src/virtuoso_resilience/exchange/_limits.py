@@ -153,7 +153,9 @@ class AccountLimiter:
             self._method_paths.setdefault(state.method, set())
 
     # --------------------------------------------------------- response side
-    def observe(self, state: CallState | None, path: str, status: int, headers: Mapping[str, str]) -> None:
+    def observe(
+        self, state: CallState | None, path: str, status: int, headers: Mapping[str, str]
+    ) -> None:
         """Learn from one answer's headers (every answer, success or not)."""
         limit = _number(_header(headers, "X-Bapi-Limit"))
         if limit is not None and limit >= 1:

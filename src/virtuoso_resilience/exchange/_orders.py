@@ -97,7 +97,9 @@ class OrderTracker:
 
     def pending(self) -> list[PendingOrder]:
         return [
-            PendingOrder(cid, *e.order, state=e.state, since=e.since, attempts=e.attempts, reason=e.reason)
+            PendingOrder(
+                cid, *e.order, state=e.state, since=e.since, attempts=e.attempts, reason=e.reason
+            )
             for cid, e in self._pending.items()
         ]
 
@@ -175,7 +177,10 @@ class OrderTracker:
                 if signal is Signal.DUPLICATE_CLIENT_ORDER_ID:
                     # The exchange says the id is taken but cannot show it: never resend.
                     raise OrderStatusUnknownError(
-                        cid, symbol, self._clock.now() - entry.since, "duplicate id, order not found"
+                        cid,
+                        symbol,
+                        self._clock.now() - entry.since,
+                        "duplicate id, order not found",
                     ) from exc
                 if self._clock.now() >= deadline:
                     raise OrderStatusUnknownError(
@@ -208,7 +213,10 @@ class OrderTracker:
                     return _ABSENT
                 if outcome.kind in (OutcomeKind.BUSINESS, OutcomeKind.PERMANENT):
                     raise OrderStatusUnknownError(
-                        cid, symbol, self._clock.now() - entry.since, f"look-up failed: {outcome.reason}"
+                        cid,
+                        symbol,
+                        self._clock.now() - entry.since,
+                        f"look-up failed: {outcome.reason}",
                     ) from exc
                 last = f"{reason}; look-up: {outcome.reason or type_name(exc)}"
             else:

@@ -71,7 +71,9 @@ class StaleCache:
         value: float | None = getattr(self._config, f"{kind}_max_staleness")
         return value
 
-    def store(self, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any) -> None:
+    def store(
+        self, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any
+    ) -> None:
         key = _key(args, kwargs)
         if key is None or spec.stale_kind is None or self._max(spec.stale_kind) is None:
             return
@@ -105,17 +107,19 @@ class StaleCache:
         if age > limit:
             self.refused += 1
             error.add_note(
-                f"stale {spec.stale_kind} for {key[0]} refused: {age:.3f}s old > max_staleness {limit}s"
+                f"stale {spec.stale_kind} for {key[0]} refused: "
+                f"{age:.3f}s old > max_staleness {limit}s"
             )
             raise error
         self.served += 1
         if isinstance(value, dict):
-            out: StaleDict | StaleList = StaleDict(value)
-            out["stale"] = True
-            out["staleAge"] = age
-        elif isinstance(value, list):
-            out = StaleList(value)
-        else:
-            raise error
-        out.age = age
-        return out
+            mapping = StaleDict(value)
+            mapping["stale"] = True
+            mapping["staleAge"] = age
+            mapping.age = age
+            return mapping
+        if isinstance(value, list):
+            candles = StaleList(value)
+            candles.age = age
+            return candles
+        raise error
