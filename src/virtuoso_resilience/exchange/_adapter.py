@@ -28,8 +28,8 @@ from .. import (
     PoolConfig,
     ResilienceTimeoutError,
 )
+from ..classify import Signal, attach_response
 from ._codec import ClientOrderIdCodec, codec_for
-from ._compat import Signal, attach_response, signal_of, status_of
 from ._config import ExchangeResilienceConfig, GroupConfig, MethodGroup
 from ._errors import ExchangeBannedError
 from ._groups import MethodSpec, spec_for
@@ -350,7 +350,7 @@ class ResilientExchange(Generic[E]):
         except Exception as exc:
             attach_response(exc, status=state.status, headers=state.headers)
             outcome = self._outcome(exc, spec.write)
-            signal = signal_of(outcome)
+            signal = outcome.signal
             if signal in _NOT_BREAKER_SIGNALS or outcome.kind in (
                 OutcomeKind.MAINTENANCE,
                 OutcomeKind.RATE_LIMITED,
@@ -402,12 +402,12 @@ class ResilientExchange(Generic[E]):
                 if type(result) is not _Refused:
                     return result
                 error, outcome = result.error, result.outcome
-            signal = signal_of(outcome)
+            signal = outcome.signal
             if signal is Signal.CLOCK_SKEW and not resynced:
                 resynced = True
                 await self._resync_time()
                 continue
-            if signal is Signal.IP_BAN or status_of(outcome) == 418:
+            if signal is Signal.IP_BAN or outcome.status == 418:
                 limiter.ban(outcome.retry_after)
                 raise error
             if signal is Signal.MAINTENANCE or outcome.kind is OutcomeKind.MAINTENANCE:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import Clock, OutcomeKind
-from ._compat import Signal, signal_of
+from ..classify import Signal
 from ._config import ExchangeResilienceConfig, MethodGroup
 from ._errors import OrderStatusUnknownError
 from ._groups import MethodSpec
@@ -165,7 +165,7 @@ class OrderTracker:
                 )
             except Exception as exc:
                 outcome = adapter._outcome(exc, True)
-                signal = signal_of(outcome)
+                signal = outcome.signal
                 if signal is Signal.DUPLICATE_CLIENT_ORDER_ID:
                     self.duplicates += 1
                 elif outcome.kind is not OutcomeKind.AMBIGUOUS:
@@ -209,7 +209,7 @@ class OrderTracker:
                 order = await adapter._invoke(_LOOKUP, raw.fetch_order, ("", symbol, params), {})
             except Exception as exc:
                 outcome = adapter._outcome(exc, False)
-                if signal_of(outcome) is Signal.ORDER_NOT_FOUND:
+                if outcome.signal is Signal.ORDER_NOT_FOUND:
                     return _ABSENT
                 if outcome.kind in (OutcomeKind.BUSINESS, OutcomeKind.PERMANENT):
                     raise OrderStatusUnknownError(
@@ -240,7 +240,7 @@ class OrderTracker:
                 return await adapter._invoke(_CANCEL, raw.cancel_order, (id, symbol, params), {})
             except Exception as exc:
                 outcome = adapter._outcome(exc, True)
-                signal = signal_of(outcome)
+                signal = outcome.signal
                 if signal is Signal.ORDER_NOT_FOUND and ambiguous:
                     return await self._gone(id, symbol, exc)
                 if signal is Signal.CANCEL_PENDING:
