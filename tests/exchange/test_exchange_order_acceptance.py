@@ -24,9 +24,7 @@ async def test_500_orders_exactly_once_under_lost_answers_and_5xx(
     config.account.failure_threshold = 100  # Binance look-ups share the faulted path
     adapter = await make_resilient(sim, config)
     sim.faults.add(
-        f"lost_response@{venue.create_path}=0.3,"
-        f"http@{venue.create_path}=503:0.1,"
-        "latency=0ms..15ms"
+        f"lost_response@{venue.create_path}=0.3,http@{venue.create_path}=503:0.1,latency=0ms..15ms"
     )
 
     async def place(i: int) -> Any:

@@ -28,9 +28,7 @@ async def _find(sim: Simulator, cid: str) -> Any:
     try:
         await raw.load_markets()
         if sim.dialect == "bybit":
-            return await raw.fetch_order(
-                "", "BTC/USDT", {"orderLinkId": cid, "acknowledged": True}
-            )
+            return await raw.fetch_order("", "BTC/USDT", {"orderLinkId": cid, "acknowledged": True})
         return await raw.fetch_order("", "BTC/USDT", {"origClientOrderId": cid})
     finally:
         await raw.close()
@@ -122,9 +120,8 @@ async def test_unknown_order_absent_on_reconcile_is_sent(
     clock = FakeClock(autojump=True)
     adapter = await make_resilient(sim, VENUE_PRESET(order_resolve_timeout=2.0), clock=clock)
     sim.faults.add("http@/v5/order/create=503:next:1")  # refused: nothing booked
-    with sim.faults.add("http@/v5/order/realtime=503"):
-        with pytest.raises(OrderStatusUnknownError):
-            await adapter.create_order(*ORDER, {"orderLinkId": "absent-1"})
+    with sim.faults.add("http@/v5/order/realtime=503"), pytest.raises(OrderStatusUnknownError):
+        await adapter.create_order(*ORDER, {"orderLinkId": "absent-1"})
     assert sim.stats.orders_created == 0
     clock.advance(adapter.config.account.recovery_timeout)
     order = await adapter.create_order(*ORDER, {"orderLinkId": "absent-1"})

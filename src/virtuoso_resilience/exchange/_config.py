@@ -101,7 +101,7 @@ class ExchangeResilienceConfig(ConfigModel):
     orders: GroupConfig = Field(default_factory=_orders)
     transfers: GroupConfig = Field(default_factory=_transfers)
 
-    rate_limit_burst: PositiveFloat = 1.0
+    rate_limit_burst: PositiveFloat = 5.0
     """Tokens (ccxt cost units, one per ``rateLimit`` ms) the account limiter holds at
     most: the largest burst. 1 spaces requests evenly, which keeps rolling-window budgets."""
     rate_limit_safety: PositiveRatio = 0.9

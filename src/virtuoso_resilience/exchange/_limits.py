@@ -176,15 +176,19 @@ class AccountLimiter:
             self._end_probe(state)
 
     def _learn_endpoint(self, path: str, limit: float, headers: Mapping[str, str]) -> None:
+        # Bybit budgets are per second. A bucket of ``rate`` with ``capacity``
+        # grants at most capacity + rate in any second: keep that under the
+        # limit, with one request of margin for the one in flight while learning.
         rate = max(limit * self._safety, 0.1)
+        capacity = max(1.0, limit - rate - 1.0)
         limiter = self.endpoints.get(path)
         if limiter is None:
             self.endpoints[path] = limiter = RateLimiter(
-                f"{self.name}:{path}", rate=rate, capacity=1.0, clock=self._clock
+                f"{self.name}:{path}", rate=rate, capacity=capacity, clock=self._clock
             )
             self.learned += 1
-        elif limiter.config.rate != rate:
-            limiter.resize(rate=rate)
+        elif limiter.config.rate != rate or limiter.config.capacity != capacity:
+            limiter.resize(rate=rate, capacity=capacity)
         remaining = _number(_header(headers, "X-Bapi-Limit-Status"))
         reset = _number(_header(headers, "X-Bapi-Limit-Reset-Timestamp"))
         if remaining is not None and reset is not None:
