@@ -403,7 +403,9 @@ class ResilientExchange(Generic[E]):
                     return result
                 error, outcome = result.error, result.outcome
             signal = outcome.signal
-            if signal is Signal.CLOCK_SKEW and not resynced:
+            if signal is Signal.CLOCK_SKEW:
+                if resynced:
+                    raise error  # re-synced and still refused: retrying will not help
                 resynced = True
                 await self._resync_time()
                 continue
