@@ -131,6 +131,11 @@ class OrderTracker:
             except OrderStatusUnknownError:
                 entry.state = OrderState.UNKNOWN
                 raise
+            except asyncio.CancelledError:
+                # The caller gave up, maybe after the order was sent: it may be live.
+                entry.state = OrderState.UNKNOWN
+                entry.reason = "cancelled by the caller"
+                raise
             except BaseException:
                 self._pending.pop(cid, None)
                 raise
