@@ -153,7 +153,11 @@ def test_hostile_limit_headers_are_ignored(value: str) -> None:
 
 def test_order_count_headers_are_recorded() -> None:
     limiter = _limiter()
-    limiter.observe(
-        None, "/api/v3/order", 200, {"X-MBX-ORDER-COUNT-10S": "3", "x-mbx-order-count-1d": "40"}
-    )
+    headers = {
+        "X-MBX-USED-WEIGHT-1M": "3",
+        "X-MBX-ORDER-COUNT-10S": "3",
+        "x-mbx-order-count-1d": "40",
+    }
+    limiter.observe(None, "/api/v3/order", 200, headers)
     assert limiter.order_counts == {"10S": 3.0, "1D": 40.0}
+    assert limiter.used_weight == 3.0

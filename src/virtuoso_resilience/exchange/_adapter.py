@@ -338,8 +338,11 @@ class ResilientExchange(Generic[E]):
         state = CallState(spec.name)
         token = current_call.set(state)
         limit = group.config.timeout
-        deadline = asyncio.timeout(limit)
         try:
+            if limit * 1000.0 >= self.__dict__["_exchange"].timeout:
+                # ccxt's own request timeout (ms) is the tighter bound: no extra timer.
+                return await group.bulkhead.call_async(method, *args, **kwargs)
+            deadline = asyncio.timeout(limit)
             try:
                 async with deadline:
                     return await group.bulkhead.call_async(method, *args, **kwargs)

@@ -16,8 +16,9 @@ import contextvars
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .. import RateLimiter
 from ..classify import parse_retry_after
@@ -26,17 +27,24 @@ from ..clock import Clock
 __all__ = ["AccountLimiter", "CallState", "current_call"]
 
 
-@dataclass(slots=True)
 class CallState:
     """What one adapter call saw of its HTTP requests (the last one wins)."""
 
-    method: str
-    path: str | None = None
-    status: int | None = None
-    headers: Mapping[str, str] | None = None
-    requests: int = 0
-    probe: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("headers", "method", "path", "probe", "requests", "status")
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.path: str | None = None
+        self.status: int | None = None
+        self.headers: Mapping[str, str] | None = None
+        self.requests = 0
+        self.probe = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<CallState {self.method} path={self.path} status={self.status} "
+            f"requests={self.requests}>"
+        )
 
 
 current_call: contextvars.ContextVar[CallState | None] = contextvars.ContextVar(
@@ -58,8 +66,9 @@ def _number(value: object) -> float | None:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers[name]``, case-insensitively (aiohttp's headers already are)."""
     value = headers.get(name)
-    if value is None:
+    if value is None and not isinstance(headers, CIMultiDictProxy | CIMultiDict):
         lowered = name.lower()
         for key, item in headers.items():
             if key.lower() == lowered:
@@ -162,14 +171,17 @@ class AccountLimiter:
             self._learn_endpoint(path, limit, headers)
             if state is not None:  # this method's requests now pass this endpoint's budget
                 self._method_paths.setdefault(state.method, set()).add(path)
-        used = _number(_header(headers, "X-MBX-USED-WEIGHT-1M"))
-        if used is not None:
-            self._learn_weight(used)
-        for key, value in headers.items():
-            if key.upper().startswith("X-MBX-ORDER-COUNT-"):
-                count = _number(value)
-                if count is not None:
-                    self.order_counts[key.upper()[len("X-MBX-ORDER-COUNT-") :]] = count
+        weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
+        if weight is not None:  # Binance: the weight, and the order counts beside it
+            used = _number(weight)
+            if used is not None:
+                self._learn_weight(used)
+            for key, value in headers.items():
+                upper = key.upper()
+                if upper.startswith("X-MBX-ORDER-COUNT-"):
+                    count = _number(value)
+                    if count is not None:
+                        self.order_counts[upper[len("X-MBX-ORDER-COUNT-") :]] = count
         if status == 418:
             self.ban(parse_retry_after(_header(headers, "Retry-After")))
         if state is not None:

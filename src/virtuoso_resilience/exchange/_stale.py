@@ -50,6 +50,8 @@ def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str] | Non
     symbol = args[0] if args else kwargs.get("symbol")
     if not isinstance(symbol, str):
         return None
+    if len(args) == 1 and not kwargs:
+        return symbol, ""
     rest = repr((args[1:], sorted(kwargs.items())))
     if len(rest) > 512:
         return None
