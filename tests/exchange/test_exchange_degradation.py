@@ -78,6 +78,20 @@ async def test_maintenance_pauses_calls_and_polls_until_it_ends(
     assert (await adapter.fetch_ticker("BTC/USDT"))["symbol"] == "BTC/USDT"
 
 
+async def test_stale_ticker_served_during_maintenance(
+    bybit_sim: Simulator, make_resilient: Factory
+) -> None:
+    sim = bybit_sim
+    adapter = await make_resilient(sim, clock=FakeClock(autojump=True))
+    fresh = await adapter.fetch_ticker("BTC/USDT")
+    with sim.faults.add("maintenance=on"):
+        served = await adapter.fetch_ticker("BTC/USDT")
+        assert isinstance(served, StaleDict) and served["last"] == fresh["last"]
+        assert adapter.maintenance.active
+        with pytest.raises(MaintenanceError):
+            await adapter.fetch_order_book("BTC/USDT")  # nothing cached: the caller is told
+
+
 async def test_maintenance_with_known_end_and_waiting_callers(
     bybit_sim: Simulator, make_resilient: Factory
 ) -> None:

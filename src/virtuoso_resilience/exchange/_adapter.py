@@ -31,7 +31,7 @@ from .. import (
 from ..classify import Signal, attach_response
 from ._codec import ClientOrderIdCodec, codec_for
 from ._config import ExchangeResilienceConfig, GroupConfig, MethodGroup
-from ._errors import ExchangeBannedError
+from ._errors import ExchangeBannedError, MaintenanceError
 from ._groups import MethodSpec, spec_for
 from ._limits import AccountLimiter, CallState, current_call
 from ._maintenance import MaintenanceGuard
@@ -303,7 +303,10 @@ class ResilientExchange(Generic[E]):
             try:
                 result = await self._invoke(spec, method, args, kwargs)
             except Exception as exc:
-                return stale.serve_or_raise(spec, args, kwargs, exc, self._outcome(exc, False))
+                # Paused by this adapter (maintenance, ban): the exchange is unavailable.
+                paused = isinstance(exc, MaintenanceError | ExchangeBannedError)
+                outcome = self._outcome(exc, False)
+                return stale.serve_or_raise(spec, args, kwargs, exc, outcome, paused)
             stale.store(spec, args, kwargs, result)
             return result
 

@@ -94,12 +94,14 @@ class StaleCache:
         kwargs: dict[str, Any],
         error: Exception,
         outcome: Outcome,
+        paused: bool = False,
     ) -> Any:
         """The cached value if the failure means "unavailable" and it is fresh
-        enough; else ``error`` is raised."""
+        enough; else ``error`` is raised. ``paused``: the adapter itself held the
+        call back (maintenance, ban)."""
         key = _key(args, kwargs)
         limit = self._max(spec.stale_kind) if spec.stale_kind else None
-        if key is None or limit is None or outcome.kind not in _SERVABLE:
+        if key is None or limit is None or not (paused or outcome.kind in _SERVABLE):
             raise error
         found = self._values.get((spec.name, key[0], key[1]))
         if found is None:
