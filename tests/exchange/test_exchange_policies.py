@@ -127,3 +127,19 @@ def sim_preset(sim: Simulator) -> ExchangeResilienceConfig:
     from exchange_venues import VENUES
 
     return VENUES[sim.dialect].preset()
+
+
+async def test_group_config_changes_reach_breaker_and_bulkhead(
+    bybit_sim: Simulator, make_resilient: Factory
+) -> None:
+    config = create_bybit_resilient_config()
+    adapter = await make_resilient(bybit_sim, config)
+    config.orders.failure_threshold = 9
+    config.orders.recovery_timeout = 4.0
+    config.market_data.max_concurrent = 3
+    assert adapter.breaker("orders").config.failure_threshold == 9
+    assert adapter.breaker("orders").config.timeout == 4.0
+    assert adapter.bulkhead("market_data").config.max_concurrent == 3
+    with pytest.raises(ValueError, match="failure_threshold"):
+        config.orders.failure_threshold = 0  # refused, old value kept
+    assert adapter.breaker("orders").config.failure_threshold == 9

@@ -8,7 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from .. import (
@@ -79,7 +79,7 @@ class _Refused:
 class _Group:
     """One method group's policies."""
 
-    __slots__ = ("breaker", "bulkhead", "config", "group")
+    __slots__ = ("__weakref__", "breaker", "bulkhead", "config", "group")
 
     def __init__(
         self,
@@ -106,6 +106,23 @@ class _Group:
         self.bulkhead = Bulkhead(
             name, max_concurrent=config.max_concurrent, max_waiting=config.max_waiting
         )
+        config.subscribe(self._changed)
+
+    # GroupConfig field -> (policy attribute, that policy's config field)
+    _FOLLOW: ClassVar[dict[str, tuple[str, str]]] = {
+        "failure_threshold": ("breaker", "failure_threshold"),
+        "success_threshold": ("breaker", "success_threshold"),
+        "recovery_timeout": ("breaker", "timeout"),
+        "max_concurrent": ("bulkhead", "max_concurrent"),
+        "max_waiting": ("bulkhead", "max_waiting"),
+    }
+
+    def _changed(self, field: str) -> None:
+        """A run-time change of the group's config reaches its breaker and bulkhead."""
+        target = self._FOLLOW.get(field)
+        if target is not None:
+            policy = getattr(self, target[0])
+            setattr(policy.config, target[1], getattr(self.config, field))
 
 
 def _host_of(exchange: Any) -> str:
@@ -466,6 +483,8 @@ class ResilientExchange(Generic[E]):
         params: dict[str, Any] | None = None,
     ) -> Any:
         """ccxt's ``create_order``, never duplicated: see ``docs/exchange.md``."""
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(f"create_order params must be a dict, not {type(params).__name__}")
         orders: OrderTracker = self.__dict__["_orders"]
         return await orders.create(symbol, type, side, amount, price, params or {})
 
