@@ -165,3 +165,18 @@ async def test_health_checks_registered_and_passing(
     adapter.breaker("orders").force_open()
     report = await service.run_checks()
     assert report.checks[f"{prefix}.breaker.orders"].status is ServiceStatus.DEGRADED
+
+
+async def test_health_registered_at_creation(sim: Simulator) -> None:
+    from exchange_venues import client_for
+
+    from virtuoso_resilience.exchange import create_resilient_exchange
+
+    service = HealthService()
+    exchange = create_resilient_exchange(client_for(sim), health=service)
+    try:
+        report = await service.run_checks()
+        assert f"exchange.{sim.dialect}.ping" in report.checks
+        assert report.checks[f"exchange.{sim.dialect}.ping"].status is ServiceStatus.HEALTHY
+    finally:
+        await exchange.close()

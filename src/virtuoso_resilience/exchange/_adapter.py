@@ -162,6 +162,7 @@ class ResilientExchange(Generic[E]):
         clock: Clock = MONOTONIC,
         classifier: Classifier = DEFAULT_CLASSIFIER,
         rng: random.Random | None = None,
+        health: HealthService | None = None,
     ) -> None:
         raw: Any = exchange
         if config is None:
@@ -212,6 +213,8 @@ class ResilientExchange(Generic[E]):
             options["maxRetriesOnFailure"] = 0
         raw.enableRateLimit = True
         raw.throttler = limiter
+        if health is not None:
+            self.register_health(health)
 
     # ------------------------------------------------------------ plumbing
     @staticmethod
@@ -587,15 +590,23 @@ def create_resilient_exchange(
     pool_config: PoolConfig | None = None,
     clock: Clock = MONOTONIC,
     classifier: Classifier = DEFAULT_CLASSIFIER,
+    health: HealthService | None = None,
 ) -> E:
     """Wrap a ``ccxt.async_support`` exchange: every method protected.
 
     The result is a :class:`ResilientExchange`, typed as the exchange you pass
     so that type checkers see ccxt's signatures; use
     :meth:`ResilientExchange.of` for the adapter's own methods
-    (``pending_orders()``, ``snapshot()``...).
+    (``pending_orders()``, ``snapshot()``...). With ``health``, the exchange's
+    health checks are registered with that service.
     """
     adapter = ResilientExchange(
-        exchange, config, pools=pools, pool_config=pool_config, clock=clock, classifier=classifier
+        exchange,
+        config,
+        pools=pools,
+        pool_config=pool_config,
+        clock=clock,
+        classifier=classifier,
+        health=health,
     )
     return cast(E, adapter)
