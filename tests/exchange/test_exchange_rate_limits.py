@@ -41,26 +41,40 @@ async def test_raw_ccxt_throttle_breaks_a_half_budget(bybit_sim: Simulator) -> N
     assert sim.violation_count(TICKERS) > 1
 
 
+# venue -> (ccxt rateLimit ms, ccxt's cost of one fetch_ticker, the ticker path)
+HALF_BUDGET_CASES = {
+    "bybit": (RATE_LIMIT_MS, 5.0, TICKERS),
+    "binance": (20, 0.4, "/api/v3/ticker/24hr"),
+}
+
+
 async def test_200_callers_keep_a_half_budget_and_use_it(
-    bybit_sim: Simulator, make_resilient: Factory
+    sim: Simulator, make_resilient: Factory
 ) -> None:
-    sim = bybit_sim
-    adapter = await make_resilient(sim, rateLimit=RATE_LIMIT_MS)
-    sim.faults.add(f"rate_limit@{TICKERS}={BUDGET}/s")
+    """Bybit announces the budget in its headers: learned before the limit, no
+    violation. Binance does not: the first rejection teaches it (one violation),
+    the account rate is halved and every caller waits out the Retry-After."""
+    rate_limit_ms, cost, path = HALF_BUDGET_CASES[sim.dialect]
+    budget = int(1000 / rate_limit_ms / cost / 2)
+    adapter = await make_resilient(sim, rateLimit=rate_limit_ms)
+    sim.faults.add(f"rate_limit@{path}={budget}/s")
     loop = asyncio.get_running_loop()
-    before = sim.request_count(TICKERS)
+    before = sim.request_count(path)
     started = loop.time()
     results = await asyncio.gather(
         *(adapter.fetch_ticker("BTC/USDT") for _ in range(200)), return_exceptions=True
     )
     elapsed = loop.time() - started
     assert [r for r in results if not isinstance(r, dict)] == []  # every call completed
-    assert sim.violation_count(TICKERS) <= 1
-    sent = sim.request_count(TICKERS) - before
-    utilisation = sent / (elapsed * BUDGET)
-    print(f"achieved {sent / elapsed:.1f}/s of {BUDGET}/s: {utilisation:.0%}")
+    assert sim.violation_count(path) <= 1
+    sent = sim.request_count(path) - before
+    utilisation = sent / (elapsed * budget)
+    print(f"{sim.dialect}: achieved {sent / elapsed:.1f}/s of {budget}/s: {utilisation:.0%}")
     assert utilisation >= 0.8
-    assert adapter.limiter.endpoints[TICKERS].config.rate == pytest.approx(BUDGET * 0.9)
+    if sim.dialect == "bybit":
+        assert adapter.limiter.endpoints[path].config.rate == pytest.approx(budget * 0.9)
+    else:
+        assert adapter.limiter.decreases == sim.violation_count(path)
 
 
 async def test_a_rejection_drains_the_budget_for_every_caller(
@@ -161,3 +175,19 @@ def test_order_count_headers_are_recorded() -> None:
     limiter.observe(None, "/api/v3/order", 200, headers)
     assert limiter.order_counts == {"10S": 3.0, "1D": 40.0}
     assert limiter.used_weight == 3.0
+
+
+def test_rejections_halve_the_account_rate_and_answers_win_it_back() -> None:
+    limiter = _limiter(rate=20.0, capacity=5.0)
+    limiter.drain(2.0)
+    assert limiter.account.config.rate == pytest.approx(20.0 * 0.5 * 0.9)
+    assert limiter.account.snapshot()["pause_remaining"] == pytest.approx(2.0)
+    for _ in range(100):
+        limiter.observe(None, "/api/v3/time", 200, {})
+    assert limiter.account.config.rate == pytest.approx(9.0 + 0.2)
+    for _ in range(100_000):  # never above ccxt's own rate
+        limiter.observe(None, "/api/v3/time", 200, {})
+    assert limiter.account.config.rate == 20.0 and limiter.account.config.capacity == 5.0
+    for _ in range(200):  # a long outage of rejections keeps a floor
+        limiter.drain(0.0)
+    assert limiter.account.config.rate == pytest.approx(20.0 * 0.02)

@@ -103,6 +103,10 @@ class AccountLimiter:
         self._weight_limit = weight_limit_per_minute
         self._max_ban = max_ban
         self.account = RateLimiter(name, rate=rate, capacity=capacity, clock=clock)
+        self._base_rate = rate
+        self._base_capacity = capacity
+        self._answered = 0
+        self.decreases = 0
         self.endpoints: dict[str, RateLimiter] = {}
         self._method_paths: dict[str, set[str]] = {}
         self._probes: dict[str, asyncio.Future[None]] = {}
@@ -184,6 +188,11 @@ class AccountLimiter:
                         self.order_counts[upper[len("X-MBX-ORDER-COUNT-") :]] = count
         if status == 418:
             self.ban(parse_retry_after(_header(headers, "Retry-After")))
+        elif status < 400 and self.account.config.rate < self._base_rate:
+            self._answered += 1
+            if self._answered >= self._INCREASE_EVERY:
+                self._answered = 0
+                self._increase()
         if state is not None:
             self._end_probe(state)
 
@@ -230,7 +239,28 @@ class AccountLimiter:
         wait = min(max(wait, 0.0), self._max_ban)
         self.drains += 1
         self.account.pause_for(wait)
+        self._decrease()
         return wait
+
+    # The budget is below what ccxt's rateLimit says (a shared IP, a lower tier):
+    # halve the account rate at each rejection, win it back slowly (AIMD).
+    _INCREASE_EVERY = 100  # answers
+    _INCREASE_STEP = 0.01  # of the base rate
+
+    def _decrease(self) -> None:
+        rate = max(self._base_rate * 0.02, self.account.config.rate * 0.5 * self._safety)
+        capacity = max(0.1, min(self._base_capacity, rate * 0.1))
+        self.account.resize(rate=rate, capacity=capacity)
+        self._answered = 0
+        self.decreases += 1
+
+    def _increase(self) -> None:
+        config = self.account.config
+        rate = min(self._base_rate, config.rate + self._base_rate * self._INCREASE_STEP)
+        capacity = max(0.1, min(self._base_capacity, rate * 0.1))
+        if rate >= self._base_rate:
+            capacity = self._base_capacity
+        self.account.resize(rate=rate, capacity=capacity)
 
     def ban(self, retry_after: float | None) -> None:
         """HTTP 418: the host is banned for ``retry_after`` seconds."""
@@ -260,6 +290,8 @@ class AccountLimiter:
             "account": self.account.snapshot(),
             "endpoints": {path: lim.snapshot() for path, lim in sorted(self.endpoints.items())},
             "drains": self.drains,
+            "decreases": self.decreases,
+            "base_rate": self._base_rate,
             "bans": self.bans,
             "ban_remaining": self.ban_remaining(),
             "used_weight_1m": self.used_weight,
