@@ -191,3 +191,15 @@ def test_rejections_halve_the_account_rate_and_answers_win_it_back() -> None:
     for _ in range(200):  # a long outage of rejections keeps a floor
         limiter.drain(0.0)
     assert limiter.account.config.rate == pytest.approx(20.0 * 0.02)
+
+
+async def test_costs_above_the_burst_wait_in_chunks_and_follow_config_changes() -> None:
+    clock = FakeClock(autojump=True)
+    limiter = _limiter(rate=10.0, capacity=2.0, clock=clock)
+    await limiter.acquire(5.0)  # 2 now, then 3 more at 10/s
+    assert clock.now() == pytest.approx(0.3)
+    limiter.account.config.capacity = 0.5  # changed by hand: the chunks follow
+    await limiter.acquire(1.0)
+    assert limiter.account.snapshot()["granted"] >= 4
+    for hostile in (float("nan"), float("inf"), -1.0, 0.0):
+        await limiter.acquire(hostile)  # treated as ccxt's default cost, 1

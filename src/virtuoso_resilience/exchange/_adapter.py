@@ -385,7 +385,8 @@ class ResilientExchange(Generic[E]):
             raise
         finally:
             current_call.reset(token)
-            self.limiter.finish(state)
+            if state.probe:
+                self.__dict__["_limiter"].finish(state)
 
     def _backoff(self, config: GroupConfig, attempt: int) -> float:
         ceiling = min(config.max_delay, config.base_delay * 2.0 ** min(attempt - 1, 60))
@@ -403,20 +404,22 @@ class ResilientExchange(Generic[E]):
     ) -> Any:
         """One protected call: breaker, bulkhead, attempt timeout, retries with
         backoff, clock re-sync, rate-limit drain, ban and maintenance pauses."""
-        if self.__dict__["_pool"] is None:
+        d = self.__dict__
+        if d["_pool"] is None:
             self._ensure_session()
-        group = self._group(spec.group)
+        group: _Group = d["_groups"][spec.group]
         config = group.config
-        limiter = self.limiter
-        guard = self.maintenance
+        limiter: AccountLimiter = d["_limiter"]
+        guard: MaintenanceGuard = d["_maintenance"]
         attempt = 1
         resynced = False
         while True:
             if guard.active:
                 await guard.wait(spec.name)
-            banned = limiter.ban_remaining()
-            if banned > 0:
-                raise ExchangeBannedError(self.exchange_id, banned)
+            if limiter.banned_until is not None:
+                banned = limiter.ban_remaining()
+                if banned > 0:
+                    raise ExchangeBannedError(self.exchange_id, banned)
             try:
                 result = await group.breaker.call_async(
                     self._attempt, group, spec, method, args, kwargs
@@ -472,7 +475,8 @@ class ResilientExchange(Generic[E]):
             pass  # the retry that follows fails again and is reported
         finally:
             current_call.reset(token)
-            self.limiter.finish(state)
+            if state.probe:
+                self.__dict__["_limiter"].finish(state)
         del spec
 
     # ---------------------------------------------------------- order safety

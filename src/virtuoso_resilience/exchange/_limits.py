@@ -105,6 +105,8 @@ class AccountLimiter:
         self.account = RateLimiter(name, rate=rate, capacity=capacity, clock=clock)
         self._base_rate = rate
         self._base_capacity = capacity
+        self._capacity = capacity  # the account bucket's, kept in step with its config
+        self.account.config.subscribe(self._account_changed)
         self._answered = 0
         self.decreases = 0
         self.endpoints: dict[str, RateLimiter] = {}
@@ -125,13 +127,15 @@ class AccountLimiter:
     async def acquire(self, cost: float) -> None:
         """Wait for ``cost`` account tokens, then for the endpoint budgets of the
         current call's method."""
-        if not cost > 0 or not math.isfinite(cost):
+        if not 0 < cost < math.inf:
             cost = 1.0
-        capacity = self.account.config.capacity
-        while cost > capacity:  # a costly endpoint: several bucket-fulls, in line
-            await self.account.acquire(capacity)
-            cost -= capacity
-        await self.account.acquire(cost)
+        account = self.account
+        if cost > self._capacity:
+            capacity = account.config.capacity
+            while cost > capacity:  # a costly endpoint: several bucket-fulls, in line
+                await account.acquire(capacity)
+                cost -= capacity
+        await account.acquire(cost)
         state = current_call.get()
         if state is None:
             return
@@ -250,7 +254,7 @@ class AccountLimiter:
     def _decrease(self) -> None:
         rate = max(self._base_rate * 0.02, self.account.config.rate * 0.5 * self._safety)
         capacity = max(0.1, min(self._base_capacity, rate * 0.1))
-        self.account.resize(rate=rate, capacity=capacity)
+        self._resize(rate, capacity)
         self._answered = 0
         self.decreases += 1
 
@@ -260,7 +264,15 @@ class AccountLimiter:
         capacity = max(0.1, min(self._base_capacity, rate * 0.1))
         if rate >= self._base_rate:
             capacity = self._base_capacity
+        self._resize(rate, capacity)
+
+    def _resize(self, rate: float, capacity: float) -> None:
         self.account.resize(rate=rate, capacity=capacity)
+        self._capacity = self.account.config.capacity
+
+    def _account_changed(self, field: str) -> None:
+        if field == "capacity":
+            self._capacity = self.account.config.capacity
 
     def ban(self, retry_after: float | None) -> None:
         """HTTP 418: the host is banned for ``retry_after`` seconds."""
