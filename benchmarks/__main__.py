@@ -6,7 +6,14 @@ import importlib
 import platform
 import sys
 
-MODULES = ["bench_breaker", "bench_retry", "bench_pipeline", "bench_pools", "bench_exchange"]
+MODULES = [
+    "bench_breaker",
+    "bench_retry",
+    "bench_pipeline",
+    "bench_pools",
+    "bench_classify",
+    "bench_exchange",
+]
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ _RL = OutcomeKind.RATE_LIMITED
 TABLE: Final = ExchangeTable(
     "binance",
     code_fields=("code",),
+    aliases=("binanceusdm", "binancecoinm", "binanceus"),
     codes={
         # Timestamp for this request is outside of the recvWindow.
         "-1021": (CodeRule(_T, Signal.CLOCK_SKEW, refused=True),),
@@ -39,6 +40,10 @@ TABLE: Final = ExchangeTable(
                 "duplicate order id",
                 text="duplicate order sent",
             ),
+        ),
+        # DUPLICATED_CLIENT_ORDER_ID (futures: binanceusdm / binancecoinm).
+        "-4116": (
+            CodeRule(OutcomeKind.BUSINESS, Signal.DUPLICATE_CLIENT_ORDER_ID, "duplicate order id"),
         ),
         "-2011": (  # CANCEL_REJECTED: "Unknown order sent."
             CodeRule(OutcomeKind.BUSINESS, Signal.ORDER_NOT_FOUND, text="unknown order"),

@@ -207,20 +207,25 @@ def _resolve(cls: type[BaseException]) -> _Entry:
 # --------------------------------------------------------------------------
 # Exchange codes.
 
-_EXCHANGE_PREFIX: Final = re.compile(r"([a-z][a-z0-9_]{0,31}) ")
+_MAX_ID: Final = 33  # the longest exchange id looked for, plus its space
 _NUMERIC: Final = re.compile(r"-?[0-9]{1,30}")
-_CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([^"]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
-_CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, re.Pattern[str]], ...]] = {}
+_MAX_CODE: Final = 10**30
+# A code is quoted (letters, digits, ``_.:- `` and spaces: Kraken's
+# "EAPI:Rate limit exceeded") or bare (a number or a word); never URL or query
+# syntax, so a request echoed into a message cannot smuggle a query string
+# (``signature=...``) into ``Outcome.code``.
+_CODE_VALUE: Final = r'"\s{0,8}:\s{0,8}(?:"([A-Za-z0-9_.: -]{1,64})"|(-?[A-Za-z0-9_.:]{1,64}))'
+_CODE_PATTERNS: dict[tuple[str, ...], tuple[tuple[str, str, re.Pattern[str]], ...]] = {}
 _BAN_WORDS: Final = ("banned", "ip ban", "ip has been ban", "ip is ban")
 
 
-def _code_patterns(fields: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+def _code_patterns(fields: tuple[str, ...]) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
     patterns = _CODE_PATTERNS.get(fields)
     if patterns is None:
-        # A JSON value: quoted (up to 64 characters) or bare (a number or a word).
         patterns = tuple(
             (
                 "retCode" if name == "ret_code" else name,
+                f'"{name}"',
                 re.compile('"' + re.escape(name) + _CODE_VALUE),
             )
             for name in fields
@@ -233,7 +238,7 @@ def _normalize_code(code: object) -> str | None:
     if isinstance(code, bool):
         return None
     if isinstance(code, int):
-        return str(code)
+        return str(code) if -_MAX_CODE < code < _MAX_CODE else None
     if isinstance(code, str):
         text = code.strip()
         if _NUMERIC.fullmatch(text):
@@ -244,7 +249,9 @@ def _normalize_code(code: object) -> str | None:
 
 def _find_code(head: str, fields: tuple[str, ...]) -> tuple[str, str] | None:
     """The exchange error code in a ccxt message: ``(label, code)``; ``"0"`` is no error."""
-    for label, pattern in _code_patterns(fields):
+    for label, quoted, pattern in _code_patterns(fields):
+        if quoted not in head:  # a substring test is far cheaper than a regex search
+            continue
         for match in pattern.finditer(head):
             code = _normalize_code(match.group(1) or match.group(2))
             if code is not None and code != "0":
@@ -301,12 +308,13 @@ def _normalize_overrides(
         for code, value in codes.items():
             key = _normalize_code(code)
             if key is None:
+                huge = isinstance(code, int) and not -_MAX_CODE < code < _MAX_CODE
                 errors.append(
                     FieldError(
                         "Classifier",
                         where,
-                        code,
-                        "error codes must be an int or a non-empty ASCII str",
+                        "<an int of over 30 digits>" if huge else code,
+                        "error codes must be an int of at most 30 digits or a non-empty ASCII str",
                     )
                 )
                 continue
@@ -354,8 +362,16 @@ def _tables(
             known.code_fields if known else DEFAULT_CODE_FIELDS,
             MappingProxyType(dict(table_codes)),
             known.forbidden_is_ban if known else False,
+            known.aliases if known else (),
         )
     return tables
+
+
+def _lookup(tables: Mapping[str, ExchangeTable]) -> dict[str, ExchangeTable]:
+    """Exchange id -> table, aliases included; an explicit table wins over an alias."""
+    found = {alias: table for table in tables.values() for alias in table.aliases}
+    found.update(tables)
+    return found
 
 
 BUILTIN_OVERRIDES: Final[Mapping[str, Mapping[str, tuple[CodeRule, ...]]]] = MappingProxyType(
@@ -406,6 +422,9 @@ def _http_kind(status: int, write: bool) -> tuple[OutcomeKind, Signal | None] | 
     return _PM, None
 
 
+_MemoKey: TypeAlias = tuple[str, str, str | None, int | None, type[BaseException], bool]
+
+
 class Classifier:
     """Decides what an exception means, with per-exchange error-code tables.
 
@@ -420,7 +439,7 @@ class Classifier:
     :meth:`with_overrides` returns a new one.
     """
 
-    __slots__ = ("_config", "_tables")
+    __slots__ = ("_by_id", "_config", "_memo", "_tables")
 
     def __init__(
         self,
@@ -433,7 +452,10 @@ class Classifier:
                 [FieldError("Classifier", "config", config, "must be a ClassifierConfig or None")]
             )
         self._tables = _tables(_normalize_overrides(overrides)) if overrides else {}
+        self._by_id = _lookup(self._tables)
         self._config = config if config is not None else ClassifierConfig()
+        # Code answers without a wait, per (exchange, field, code, class, write).
+        self._memo: dict[_MemoKey, Outcome] = {}
 
     @property
     def config(self) -> ClassifierConfig:
@@ -517,44 +539,13 @@ class Classifier:
         response: Response | None,
         now: float | None,
     ) -> Outcome | None:
+        if entry.ccxt:
+            return self._classify_ccxt(error, entry, write, exchange_id, response, now)
         status = response.status if response is not None else None
         headers = response.headers if response is not None else None
         base = entry.write if write else entry.read
         kind, signal, reason = base.kind, base.signal, base.reason
-        code: str | None = None
-        head = ""
-        rule = entry.rule
-        if entry.ccxt:
-            head = _message_head(error)
-            if status is None and rule.by_status:
-                status = status_in_message(head)
-            table = self._table(head, exchange_id)
-            decided = False
-            if table is not None:
-                found = _find_code(head, table.code_fields)
-                if found is not None:
-                    label, code = found
-                    code_rule = _pick(table.codes.get(code), head)
-                    if code_rule is not None:
-                        kind = self._code_kind(code_rule, rule, write)
-                        signal = code_rule.signal
-                        reason = f"{table.exchange_id} {label} {code}"
-                        if code_rule.note:
-                            reason = f"{reason}: {code_rule.note}"
-                        decided = True
-            if not decided and status is not None and rule.by_status:
-                decided_status = self._ccxt_status(status, head, table)
-                if decided_status is not None:
-                    kind, signal, note = decided_status
-                    reason = f"{type(error).__name__}: HTTP {status}"
-                    if note:
-                        reason = f"{reason} {note}"
-                    decided = True
-            if not decided:
-                cause = self._ccxt_fallback(error, entry, write, head)
-                if cause is not None:
-                    kind, signal, reason = cause
-        elif entry.http:
+        if entry.http:
             if status is None:
                 found_status = _attribute(error, "status")
                 if isinstance(found_status, int) and not isinstance(found_status, bool):
@@ -566,6 +557,80 @@ class Classifier:
             if http is not None:
                 kind, signal = http
                 reason = f"HTTP {status}"
+        retry_after = self._wait(error, entry.rule, kind, signal, headers, "", now)
+        if retry_after is None and status is None and kind is base.kind and reason == base.reason:
+            return base
+        return Outcome(kind, retry_after, reason, status, None, signal)
+
+    def _classify_ccxt(
+        self,
+        error: Exception,
+        entry: _Entry,
+        write: bool,
+        exchange_id: str | None,
+        response: Response | None,
+        now: float | None,
+    ) -> Outcome:
+        """A ccxt error: its code, the status in its message or attached, its text, its cause."""
+        rule = entry.rule
+        if response is not None and isinstance(error.__cause__, Exception):
+            # ccxt raised it from a transport failure: there was no answer, and
+            # ``last_response_headers`` still holds the previous response's.
+            response = None
+        status = response.status if response is not None else None
+        head = _message_head(error)
+        if status is None and rule.by_status:
+            status = status_in_message(head)
+        table = self._table(head, exchange_id)
+        found = None if table is None else _find_code(head, table.code_fields)
+        label, code = found if found is not None else ("", None)
+        # Answers that depend on nothing but these are memoised: no response
+        # attached, no cause, no text-dependent rule (see the checks below).
+        memo_key = None
+        if response is None and error.__cause__ is None:
+            memo_key = (
+                "" if table is None else table.exchange_id,
+                label,
+                code,
+                status,
+                type(error),
+                write,
+            )
+            memoised = self._memo.get(memo_key)
+            if memoised is not None:
+                return memoised
+        base = entry.write if write else entry.read
+        kind, signal, reason = base.kind, base.signal, base.reason
+        decided = False
+        rules = None if table is None or code is None else table.codes.get(code)
+        if rules is not None:
+            code_rule = _pick(rules, head)
+            if code_rule is not None:
+                kind = self._code_kind(code_rule, rule, write)
+                signal = code_rule.signal
+                reason = f"{table.exchange_id} {label} {code}" if table is not None else reason
+                if code_rule.note:
+                    reason = f"{reason}: {code_rule.note}"
+                decided = True
+            if rules[0].text is not None:
+                memo_key = None  # the message's text decides
+        if not decided and status is not None and rule.by_status:
+            decided_status = self._ccxt_status(status, head, table)
+            if decided_status is not None:
+                kind, signal, note = decided_status
+                reason = f"{type(error).__name__}: HTTP {status}"
+                if note:
+                    reason = f"{reason} {note}"
+                decided = True
+                if status == 403:
+                    memo_key = None  # the ban text decides
+        if not decided:
+            if rule.maintenance_hint:
+                memo_key = None  # the maintenance text decides
+            fallback = self._ccxt_fallback(error, entry, write, head)
+            if fallback is not None:
+                kind, signal, reason = fallback
+        headers = response.headers if response is not None else None
         retry_after = self._wait(error, rule, kind, signal, headers, head, now)
         if (
             retry_after is None
@@ -575,20 +640,24 @@ class Classifier:
             and signal is base.signal
             and reason == base.reason
         ):
-            return base
-        return Outcome(kind, retry_after, reason, status, code, signal)
+            outcome = base
+        else:
+            outcome = Outcome(kind, retry_after, reason, status, code, signal)
+        if memo_key is not None and signal is not Signal.IP_BAN:
+            # IP_BAN waits depend on the ban text and the live ban_pause.
+            if len(self._memo) >= _CACHE_LIMIT:
+                self._memo.clear()
+            self._memo[memo_key] = outcome
+        return outcome
 
     def _table(self, head: str, exchange_id: str | None) -> ExchangeTable | None:
-        if not self._tables:
+        if not self._by_id:
             return None
         if exchange_id:
-            exchange = exchange_id.strip().lower()
-        else:
-            prefix = _EXCHANGE_PREFIX.match(head)
-            if prefix is None:
-                return None
-            exchange = prefix.group(1)
-        return self._tables.get(exchange)
+            return self._by_id.get(exchange_id.strip().lower())
+        # ccxt's messages start with the exchange id and a space.
+        space = head.find(" ", 0, _MAX_ID)
+        return self._by_id.get(head[:space]) if space > 0 else None
 
     @staticmethod
     def _code_kind(code_rule: CodeRule, rule: Rule, write: bool) -> OutcomeKind:
@@ -704,7 +773,9 @@ class Classifier:
             merged[exchange] = {**merged.get(exchange, {}), **table}
         clone = Classifier.__new__(Classifier)
         clone._tables = _tables(merged)
+        clone._by_id = _lookup(clone._tables)
         clone._config = self._config
+        clone._memo = {}
         return clone
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ _BZ = OutcomeKind.BUSINESS
 TABLE: Final = ExchangeTable(
     "okx",
     code_fields=("sCode", "code"),
+    aliases=("myokx", "okxus"),
     codes={
         "50001": (CodeRule(OutcomeKind.MAINTENANCE, Signal.MAINTENANCE),),  # engine upgrading
         # Endpoint request timeout: "does not indicate success or failure of order".

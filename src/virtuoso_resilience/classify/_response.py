@@ -34,7 +34,7 @@ __all__ = [
 
 E = TypeVar("E", bound=BaseException)
 
-_ATTR: Final = "__virtuoso_response__"
+_ATTR: Final = "_virtuoso_resilience_response"
 
 MESSAGE_HEAD: Final = 8192
 """Characters of an error message the classifier reads (ccxt puts the
@@ -44,7 +44,6 @@ of a 1 MB echoed body is never scanned."""
 _HEADER_VALUE_LIMIT: Final = 64
 _HEADER_SCAN_LIMIT: Final = 256
 _SECONDS: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
-_STATUS: Final = re.compile(r"[1-5][0-9][0-9]")
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 _BANNED_UNTIL: Final = re.compile(r"banned until ([0-9]{10,16})")
 
@@ -185,10 +184,16 @@ def status_in_message(head: str) -> int | None:
     <reason> <body>"``. ``head`` is the message, already cut.
     """
     parts = head.split(" ", 4)
-    if len(parts) >= 4 and parts[1] in _METHODS and _STATUS.fullmatch(parts[3]):
-        return int(parts[3])
-    if len(parts) >= 3 and _STATUS.fullmatch(parts[1]):
-        return int(parts[1])
+    if len(parts) < 3:
+        return None
+    if parts[1] in _METHODS:
+        return _status(parts[3]) if len(parts) >= 4 else None
+    return _status(parts[1])
+
+
+def _status(token: str) -> int | None:
+    if len(token) == 3 and token.isascii() and token.isdigit() and "1" <= token[0] <= "5":
+        return int(token)
     return None
 
 

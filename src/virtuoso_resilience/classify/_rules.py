@@ -90,13 +90,16 @@ class ExchangeTable:
     ``codes`` maps a code (a normalised string: ``"10006"``, ``"-1021"``) to
     its rules, tried in order; the first whose ``text`` matches (or that has
     none) applies. ``forbidden_is_ban`` says an HTTP 403 from this exchange
-    is an IP ban (Bybit).
+    is an IP ban (Bybit). ``aliases`` are the ccxt ids of the same family
+    (``binanceusdm``, ``okxus``) the table also applies to.
     """
 
     exchange_id: str
     code_fields: tuple[str, ...]
     codes: Mapping[str, tuple[CodeRule, ...]] = field(default_factory=dict)
     forbidden_is_ban: bool = False
+    aliases: tuple[str, ...] = ()
+    """ccxt ids of the same family that share these codes (``binanceusdm``)."""
 
 
 DEFAULT_CODE_FIELDS: Final = ("retCode", "ret_code", "sCode", "code")
