@@ -245,6 +245,8 @@ _ORDER = {
         ({"newClientOrderId": "has space"}, -1100, "'newClientOrderId'"),
         ({"newClientOrderId": "x" * 37}, -1100, "'newClientOrderId'"),
         ({"newClientOrderId": "é"}, -1100, "'newClientOrderId'"),
+        ({"newClientOrderId": "trailing-newline\n"}, -1100, "'newClientOrderId'"),
+        ({"quantity": "1\n"}, -1100, "'quantity'"),
         ({"newOrderRespType": "ALL"}, -1130, "'newOrderRespType'"),
         ({"icebergQty": "1"}, -1104, "Not all sent parameters were read"),
         ({"quantity": "5", "price": "60000"}, -2010, "insufficient balance"),
@@ -292,6 +294,18 @@ async def test_malformed_requests_are_binance_errors(
     )
     status, body, _ = await call(http, bsim, "GET", "/api/v3/order", query=query)
     assert (status, body["code"]) == (400, -2013)
+    # deep nesting in a JSON parameter (query and body), and a body beyond aiohttp's 1 MiB
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for query, data in [("symbols=" + "%5B" * 2000, None), ("", "symbols=" + "[" * 100_000)]:
+        url = bsim.base_url + "/api/v3/ticker/24hr" + ("?" + query if query else "")
+        async with http.get(url, data=data, headers=form) as response:
+            assert response.status == 400
+            assert (await response.json())["code"] == -1100
+    async with http.post(
+        bsim.base_url + "/api/v3/order", data=b"a=" + b"x" * (2 << 20), headers=form
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["code"] == -1101
     # unknown interval, limit out of range, bad symbols list, both symbol and symbols
     for path, query, code in [
         ("/api/v3/klines", "symbol=BTCUSDT&interval=7m", -1120),
@@ -343,6 +357,10 @@ async def test_ccxt_authentication_errors_and_invalid_nonce(bsim: Simulator) -> 
         with pytest.raises(ccxt.InvalidNonce, match="ahead"):
             await late.fetch_balance()
         late.options["timeDifference"] = 0
+        # -1131 is BadRequest only in ccxt's table for Binance's own spot host
+        with pytest.raises(ccxt.ExchangeError, match="-1131") as caught:
+            await late.fetch_balance({"recvWindow": 60001})
+        assert not isinstance(caught.value, ccxt.BadRequest)
         assert (await late.fetch_balance())["USDT"]["total"] == 100000.0
     finally:
         for exchange in (wrong, unknown, late):

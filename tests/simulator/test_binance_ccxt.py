@@ -265,10 +265,136 @@ async def test_lost_response_leaves_the_order_booked(binance: Any, bsim: Simulat
     # ccxt 'fetchOrder' GETs the same path: the fault only fires on a successful answer,
     # and the first successful one is the create
     with pytest.raises(ccxt.NetworkError):
-        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"})
+        await binance.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"}
+        )
     assert handle.fired == 1
     found = await binance.fetch_order(None, "BTC/USDT", {"clientOrderId": "l-1"})
     assert found["status"] == "open"
     with pytest.raises(ccxt.InvalidOrder, match="Duplicate order sent"):
-        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"})
+        await binance.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "l-1"}
+        )
     assert bsim.stats.orders_created == 1
+
+
+async def test_a_client_with_ccxt_default_options_loads_currencies_and_margins(
+    bsim: Simulator,
+) -> None:
+    """Only the URLs and ``fetchMarkets`` changed: ccxt's default ``fetchCurrencies`` and
+    ``fetchMargins`` calls are served too, and every other API key points at the simulator."""
+    config = bsim.ccxt_config()
+    exchange = ccxt.binance(
+        {
+            "apiKey": bsim.api_key,
+            "secret": bsim.api_secret,
+            "urls": config["urls"],
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+            "enableRateLimit": False,
+        }
+    )
+    exchange.timeout_on_exit = 0
+    try:
+        await exchange.load_markets()
+        assert set(exchange.currencies) >= {"USDT", "BTC", "ETH", "SOL"}
+        assert exchange.currencies["BTC"]["networks"]["BTC"]["withdraw"] is True
+        assert {
+            "/api/v3/exchangeInfo",
+            "/sapi/v1/capital/config/getall",
+            "/sapi/v1/margin/allPairs",
+            "/sapi/v1/margin/isolated/allPairs",
+        } <= set(bsim.stats.by_path)
+        assert all(url.startswith(bsim.base_url) for url in exchange.urls["api"].values())
+        # a futures call reaches the simulator (and is not served) instead of the real exchange
+        with pytest.raises(ccxt.ExchangeNotAvailable, match="404"):
+            await exchange.fapiPublicGetTime()
+        assert bsim.request_count("/fapi/v1/time") == 1
+    finally:
+        await exchange.close()
+
+
+async def test_configure_ccxt_rewrites_every_api_url(bsim: Simulator) -> None:
+    exchange = ccxt.binance()
+    exchange.urls["api"]["someFutureApi"] = "https://new.binance.com/x/v9"
+    bsim.configure_ccxt(exchange)
+    try:
+        assert exchange.urls["api"]["someFutureApi"] == bsim.base_url + "/x/v9"
+        assert all(url.startswith(bsim.base_url) for url in exchange.urls["api"].values())
+        assert exchange.options["fetchMarkets"]["types"] == ["spot"]
+        assert exchange.options["fetchMarkets"]["loadAllOptions"] is False  # merged, not replaced
+    finally:
+        await exchange.close()
+
+
+async def test_reset_forgets_binance_orders_and_weights(binance: Any, bsim: Simulator) -> None:
+    order = await binance.create_order(
+        "BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "z"}
+    )
+    assert "dialect=binance" in repr(bsim)
+    assert "orders=1" in repr(bsim)
+    bsim.reset()
+    with pytest.raises(ccxt.OrderNotFound):
+        await binance.fetch_order(order["id"], "BTC/USDT")
+    with pytest.raises(ccxt.OrderNotFound):
+        await binance.fetch_order(None, "BTC/USDT", {"clientOrderId": "z"})
+    assert binance.last_response_headers["X-MBX-USED-WEIGHT-1M"] == "8"  # the 2 queries since
+    again = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    assert again["id"] == order["id"]  # same seed, same ids
+    assert (await binance.fetch_balance())["USDT"]["used"] == 500.0
+
+
+async def test_another_api_key_shares_the_account_and_is_counted_apart(
+    make_binance: Factory, bsim: Simulator
+) -> None:
+    bsim.add_api_key("second-key", "second-secret")
+    first = await make_binance()
+    second = await make_binance(apiKey="second-key", secret="second-secret")
+    await first.create_order("BTC/USDT", "limit", "buy", 0.01, 50000, {"clientOrderId": "k1"})
+    found = await second.fetch_order(None, "BTC/USDT", {"clientOrderId": "k1"})
+    assert found["clientOrderId"] == "k1"
+    assert bsim.request_count("/api/v3/order", api_key="second-key") == 1
+    assert bsim.request_count("/api/v3/order", api_key=bsim.api_key) == 1
+
+
+async def test_a_model_reset_alone_makes_the_book_forget_its_orders(
+    binance: Any, bsim: Simulator
+) -> None:
+    order = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    bsim.market.reset()  # not sim.reset(): only the matching model
+    with pytest.raises(ccxt.OrderNotFound):
+        await binance.fetch_order(order["id"], "BTC/USDT")
+    assert await binance.fetch_open_orders("BTC/USDT") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"side": None}, ccxt.BadRequest),  # -1102
+        ({"quantity": "1e-2"}, ccxt.BadRequest),  # -1100
+        ({"type": "MARKET", "price": None}, ccxt.BadRequest),  # -1106 timeInForce
+        ({"newOrderRespType": "ALL"}, ccxt.BadRequest),  # -1130
+        ({"side": "HOLD"}, ccxt.BadRequest),  # -1117
+        ({"type": "ICEBERG"}, ccxt.BadRequest),  # -1116
+        ({"timeInForce": "GTX"}, ccxt.BadRequest),  # -1115
+        ({"type": "STOP_LOSS"}, ccxt.InvalidOrder),  # -1014
+        ({"quantity": "0"}, ccxt.BadRequest),  # -1013 Invalid quantity.
+        ({"icebergQty": "1"}, ccxt.BadRequest),  # -1104
+    ],
+)
+async def test_the_documented_parameter_errors_through_ccxt(
+    binance: Any, change: dict[str, Any], error: type[Exception]
+) -> None:
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.01",
+        "price": "50000",
+        **change,
+    }
+    with pytest.raises(error) as caught:
+        await binance.private_post_order({k: v for k, v in params.items() if v is not None})
+    if error is ccxt.BadRequest:
+        assert not isinstance(caught.value, ccxt.InvalidOrder)
+    assert await binance.fetch_open_orders("BTC/USDT") == []

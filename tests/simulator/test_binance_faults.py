@@ -11,6 +11,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
+from virtuoso_resilience.clock import FakeClock
 from virtuoso_resilience.simulator import Simulator
 
 
@@ -37,6 +38,7 @@ async def binance(bsim: Simulator) -> AsyncIterator[Any]:
         ("http@/api/v3/ticker/24hr=502", ccxt.ExchangeNotAvailable),
         ("http@/api/v3/ticker/24hr=504", ccxt.RequestTimeout),
         ("http@/api/v3/ticker/24hr=429", ccxt.DDoSProtection),
+        ("error_rate@/api/v3/ticker/24hr=1", ccxt.ExchangeNotAvailable),
         ("retcode@/api/v3/ticker/24hr=-1003", ccxt.DDoSProtection),
         ("retcode@/api/v3/ticker/24hr=-1021", ccxt.InvalidNonce),
         ("retcode@/api/v3/ticker/24hr=-1007", ccxt.RequestTimeout),
@@ -46,9 +48,8 @@ async def binance(bsim: Simulator) -> AsyncIterator[Any]:
 async def test_pre_handling_faults_and_the_ccxt_exception(
     binance: Any, bsim: Simulator, spec: str, error: type[Exception]
 ) -> None:
-    with bsim.faults.add(spec):
-        with pytest.raises(error):
-            await binance.fetch_ticker("BTC/USDT")
+    with bsim.faults.add(spec), pytest.raises(error):
+        await binance.fetch_ticker("BTC/USDT")
     assert (await binance.fetch_ticker("BTC/USDT"))["last"] > 0
 
 
@@ -64,19 +65,28 @@ async def test_system_error_is_binance_minus_1001_with_http_503(
     assert json.loads(binance.last_http_response)["code"] == -1001
 
 
-async def test_maintenance_is_on_maintenance_and_reported_by_fetch_status(
-    binance: Any, bsim: Simulator
-) -> None:
-    with bsim.faults.add("maintenance=30s"):
-        with pytest.raises(ccxt.OnMaintenance):
-            await binance.fetch_ticker("BTC/USDT")
-        assert int(binance.last_response_headers["Retry-After"]) in range(29, 31)
-        status = await binance.fetch_status()
-        assert status["status"] == "maintenance"
-        with pytest.raises(ccxt.OnMaintenance):
-            await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
-    assert bsim.stats.orders_created == 0
-    assert (await binance.fetch_status())["status"] == "ok"
+async def test_maintenance_is_on_maintenance_and_reported_by_fetch_status() -> None:
+    clock = FakeClock()
+    async with Simulator(seed=5, dialect="binance", clock=clock) as sim:
+        exchange = ccxt.binance({**sim.ccxt_config(), "enableRateLimit": False})
+        exchange.timeout_on_exit = 0
+        try:
+            await exchange.load_markets()
+            sim.faults.add("maintenance=30s")
+            with pytest.raises(ccxt.OnMaintenance):
+                await exchange.fetch_ticker("BTC/USDT")
+            assert exchange.last_response_headers["Retry-After"] == "30"
+            assert (await exchange.fetch_status())["status"] == "maintenance"
+            clock.advance(20.0)
+            with pytest.raises(ccxt.OnMaintenance):
+                await exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+            assert exchange.last_response_headers["Retry-After"] == "10"
+            assert sim.stats.orders_created == 0
+            clock.advance(10.0)
+            assert (await exchange.fetch_status())["status"] == "ok"
+            assert (await exchange.fetch_ticker("BTC/USDT"))["last"] > 0
+        finally:
+            await exchange.close()
 
 
 async def test_a_scheduled_maintenance_is_not_yet_reported(binance: Any, bsim: Simulator) -> None:
@@ -145,7 +155,7 @@ async def test_malformed_answers_keep_the_limit_headers(bsim: Simulator) -> None
         text = await response.text()
         assert response.status == 200
         assert response.headers["X-MBX-USED-WEIGHT-1M"] == "5"
-    with pytest.raises(ValueError):
+    with pytest.raises(json.JSONDecodeError):
         json.loads(text)
     assert bsim.stats.faults_fired == {"malformed": 1}
 
@@ -171,7 +181,9 @@ async def test_latency_beyond_recv_window_is_invalid_nonce(bsim: Simulator) -> N
         bsim.faults.add("latency@/api/v3/account=300ms:next:1")
         with pytest.raises(ccxt.InvalidNonce, match="-1021"):
             await exchange.fetch_balance()
-        assert (await exchange.fetch_balance())["USDT"]["total"] == 100000.0
+        # a window this short is meant for the fault only: the next call asks for 10 s
+        balance = await exchange.fetch_balance({"recvWindow": 10000})
+        assert balance["USDT"]["total"] == 100000.0
     finally:
         await exchange.close()
 
@@ -201,3 +213,31 @@ async def test_stop_releases_hanging_requests() -> None:
         with pytest.raises(aiohttp.ClientError):
             await request
     assert "hanging=0" in repr(sim)
+
+
+async def test_a_lost_cancel_answer_surfaces_as_order_not_found(
+    binance: Any, bsim: Simulator
+) -> None:
+    """Binance cancels with DELETE, which aiohttp re-sends once by itself when a reused
+    keep-alive connection drops: the re-sent cancel finds nothing to cancel (-2011).
+    ccxt sees ``OrderNotFound`` for an order that *was* cancelled, not a NetworkError."""
+    order = await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    sent = bsim.request_count("/api/v3/order")
+    handle = bsim.faults.add("lost_response@/api/v3/order=next:1")
+    with pytest.raises(ccxt.OrderNotFound, match="-2011"):
+        await binance.cancel_order(order["id"], "BTC/USDT")
+    assert handle.fired == 1
+    assert bsim.request_count("/api/v3/order") == sent + 2  # the cancel, and aiohttp's resend
+    assert (await binance.fetch_order(order["id"], "BTC/USDT"))["status"] == "canceled"
+    assert (await binance.fetch_balance())["USDT"]["used"] == 0.0
+
+
+async def test_a_lost_create_answer_is_not_resent(binance: Any, bsim: Simulator) -> None:
+    """POST is not idempotent: aiohttp never re-sends it, ccxt raises a NetworkError."""
+    await binance.fetch_time()  # a keep-alive connection to reuse
+    sent = bsim.request_count("/api/v3/order")
+    bsim.faults.add("lost_response@/api/v3/order=next:1")
+    with pytest.raises(ccxt.NetworkError):
+        await binance.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    assert bsim.request_count("/api/v3/order") == sent + 1
+    assert len(await binance.fetch_open_orders("BTC/USDT")) == 1

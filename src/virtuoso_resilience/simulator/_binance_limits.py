@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..clock import Clock
 from ._binance_config import MAX_BAN_SECONDS, BinanceLimits
 
-__all__ = ["BinanceLimiter", "Rejection", "request_weight"]
+__all__ = ["BinanceLimiter", "Rejection", "interval", "interval_label", "request_weight"]
 
 DAY = 86400.0
 
@@ -36,7 +36,28 @@ _FIXED_WEIGHTS: Mapping[tuple[str, str], int] = {
     ("GET", "/api/v3/allOrders"): 20,
     ("GET", "/api/v3/myTrades"): 20,
     ("GET", "/sapi/v1/system/status"): 1,
+    ("GET", "/sapi/v1/capital/config/getall"): 10,
+    ("GET", "/sapi/v1/margin/allPairs"): 1,
+    ("GET", "/sapi/v1/margin/isolated/allPairs"): 10,
 }
+
+
+_UNITS = ((86400, "DAY", "D"), (3600, "HOUR", "H"), (60, "MINUTE", "M"))
+
+
+def interval(seconds: float) -> tuple[str, int]:
+    """Binance's ``(interval, intervalNum)`` of a window: 60 s -> ``("MINUTE", 1)``."""
+    whole = max(1, round(seconds))
+    for size, name, _ in _UNITS:
+        if whole % size == 0:
+            return name, whole // size
+    return "SECOND", whole
+
+
+def interval_label(seconds: float) -> str:
+    """A Binance limit header suffix: 60 s -> ``1M`` (``X-MBX-USED-WEIGHT-1M``), 10 s -> ``10S``."""
+    name, count = interval(seconds)
+    return f"{count}{name[0]}"
 
 
 def _symbols_weight(count: int) -> int:

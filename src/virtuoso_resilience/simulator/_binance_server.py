@@ -16,15 +16,16 @@ import math
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
 from ._auth import key_fingerprint
 from ._binance_auth import authenticate
 from ._binance_errors import BinanceError, message_for
-from ._binance_limits import BinanceLimiter, Rejection, request_weight
-from ._binance_routes import BINANCE_ROUTES, BinanceBook, BinanceContext
+from ._binance_limits import BinanceLimiter, Rejection, interval_label, request_weight
+from ._binance_orders import BinanceBook
+from ._binance_routes import BINANCE_ROUTES, BinanceContext
 from ._faults import Plan
 from ._ratelimit import Violation
 
@@ -41,8 +42,25 @@ BINANCE_URL_KEYS: dict[str, str] = {
     "sapiV2": "/sapi/v2",
     "sapiV3": "/sapi/v3",
     "sapiV4": "/sapi/v4",
+    "fapiPublic": "/fapi/v1",
+    "fapiPublicV2": "/fapi/v2",
+    "fapiPublicV3": "/fapi/v3",
+    "fapiPrivate": "/fapi/v1",
+    "fapiPrivateV2": "/fapi/v2",
+    "fapiPrivateV3": "/fapi/v3",
+    "fapiData": "/futures/data",
+    "dapiPublic": "/dapi/v1",
+    "dapiPrivate": "/dapi/v1",
+    "dapiPrivateV2": "/dapi/v2",
+    "dapiData": "/futures/data",
+    "eapiPublic": "/eapi/v1",
+    "eapiPrivate": "/eapi/v1",
+    "papi": "/papi/v1",
+    "papiV2": "/papi/v2",
 }
-"""ccxt binance ``urls['api']`` keys served (spot), and their path prefixes."""
+"""ccxt binance's ``urls['api']`` keys and their path prefixes. All of them point at the
+simulator, so that no call escapes to the real exchange; only spot (``/api/v3``) and a few
+``/sapi/v1`` paths are served, the others answer 404."""
 STATUS_PATH = "/sapi/v1/system/status"
 ORDER_PATH = "/api/v3/order"
 _SIGNED_PATHS = frozenset(path for (_, path), route in BINANCE_ROUTES.items() if route.signed)
@@ -66,15 +84,6 @@ def _dumps(obj: Any) -> str:
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
-
-
-def interval_label(seconds: float) -> str:
-    """The interval suffix of a Binance limit header: 60 s -> ``1M``, 10 s -> ``10S``."""
-    whole = max(1, round(seconds))
-    for size, letter in ((86400, "D"), (3600, "H"), (60, "M")):
-        if whole % size == 0:
-            return f"{whole // size}{letter}"
-    return f"{whole}S"
 
 
 def _parse(query: str, body: str) -> dict[str, str]:
@@ -118,6 +127,7 @@ class BinanceDialect:
             "options": {
                 "defaultType": "spot",
                 "fetchMarkets": {"types": ["spot"]},
+                # served, but each costs a request per load_markets
                 "fetchCurrencies": False,
                 "fetchMargins": False,
                 "fetchOpenOrders": {"warnWithoutSymbol": False},
@@ -130,10 +140,20 @@ class BinanceDialect:
         return config
 
     def configure_ccxt(self, exchange: Any, *, credentials: bool = True) -> Any:
+        """Point an existing ccxt binance client at the simulator (before ``load_markets``).
+
+        Every entry of its ``urls['api']`` / ``['test']`` / ``['demo']``, even one this
+        module does not know, is rewritten to the simulator with the same path.
+        """
         config = self.ccxt_config(credentials=credentials)
+        base = self.sim.base_url
         urls = dict(exchange.urls)
         for key, value in config["urls"].items():
-            merged = dict(urls.get(key) or {})
+            current = urls.get(key)
+            merged = dict(current) if isinstance(current, dict) else {}
+            for name, url in merged.items():
+                if isinstance(url, str):
+                    merged[name] = base + urlsplit(url).path
             merged.update(value)
             urls[key] = merged
         exchange.urls = urls
@@ -268,6 +288,7 @@ class BinanceDialect:
                     ("X-MBX-ORDER-COUNT-10S", str(count_10s)),
                     ("X-MBX-ORDER-COUNT-1D", str(count_1d)),
                 ]
+            self.book.sync()
             ctx = BinanceContext(
                 sim.market,
                 self.book,

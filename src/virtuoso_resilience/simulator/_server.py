@@ -362,6 +362,8 @@ class Simulator:
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"
+        if self._binance is not None:
+            where += " dialect=binance"
         return (
             f"<Simulator {where} seed={self.seed} running={self.running} "
             f"requests={self._counters.total} violations={self._counters.violations_total} "
