@@ -364,11 +364,11 @@ class ResilientExchange(Generic[E]):
         try:
             if limit * 1000.0 >= self.__dict__["_exchange"].timeout:
                 # ccxt's own request timeout (ms) is the tighter bound: no extra timer.
-                return await group.bulkhead.call_async(method, *args, **kwargs)
+                return await method(*args, **kwargs)
             deadline = asyncio.timeout(limit)
             try:
                 async with deadline:
-                    return await group.bulkhead.call_async(method, *args, **kwargs)
+                    return await method(*args, **kwargs)
             except TimeoutError as exc:
                 if deadline.expired():
                     raise ResilienceTimeoutError(spec.name, limit) from exc
@@ -421,8 +421,10 @@ class ResilientExchange(Generic[E]):
                 if banned > 0:
                     raise ExchangeBannedError(self.exchange_id, banned)
             try:
-                result = await group.breaker.call_async(
-                    self._attempt, group, spec, method, args, kwargs
+                # Bulkhead outside the breaker: a call that waited for a slot
+                # meets the breaker as it is then (open after an outage began).
+                result = await group.bulkhead.call_async(
+                    group.breaker.call_async, self._attempt, group, spec, method, args, kwargs
                 )
             except Exception as exc:
                 error: Exception = exc
@@ -491,7 +493,7 @@ class ResilientExchange(Generic[E]):
     ) -> Any:
         """ccxt's ``create_order``, never duplicated: see ``docs/exchange.md``."""
         if params is not None and not isinstance(params, dict):
-            raise TypeError(f"create_order params must be a dict, not {type(params).__name__}")
+            raise TypeError(f"create_order params must be a dict, not {params.__class__.__name__}")
         orders: OrderTracker = self.__dict__["_orders"]
         return await orders.create(symbol, type, side, amount, price, params or {})
 
