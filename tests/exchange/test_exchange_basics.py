@@ -156,3 +156,23 @@ async def test_repr_and_snapshot_show_state_without_secrets(
     snap = adapter.snapshot()
     assert set(snap["groups"]) == {g.value for g in MethodGroup}
     assert snap["pending_orders"] == 0
+
+
+def test_config_errors_name_the_field_value_and_rule() -> None:
+    from virtuoso_resilience import ConfigurationError
+    from virtuoso_resilience.exchange import ExchangeResilienceConfig, GroupConfig
+
+    with pytest.raises(ConfigurationError, match="client_order_id_prefix"):
+        ExchangeResilienceConfig(client_order_id_prefix="with-hyphen")
+    with pytest.raises(ConfigurationError, match="base_delay must be <= max_delay"):
+        GroupConfig(base_delay=10.0, max_delay=1.0)
+    with pytest.raises(ConfigurationError, match="order_lookup_base_delay"):
+        ExchangeResilienceConfig(order_lookup_base_delay=5.0, order_lookup_max_delay=1.0)
+    config = ExchangeResilienceConfig()
+    with pytest.raises(ConfigurationError, match="market_data"):
+        config.market_data = {"max_attempts": 2}  # type: ignore[assignment]
+    with pytest.raises(ConfigurationError, match="ticker_max_staleness"):
+        config.ticker_max_staleness = float("nan")
+    assert config.ticker_max_staleness == 5.0  # the old value stays
+    with pytest.raises(ConfigurationError, match="no_such_field"):
+        ExchangeResilienceConfig(no_such_field=1)

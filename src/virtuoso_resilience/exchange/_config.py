@@ -96,10 +96,12 @@ class ExchangeResilienceConfig(ConfigModel):
     """
 
     exchange_id: str | None = None
-    market_data: GroupConfig = Field(default_factory=_market_data)
-    account: GroupConfig = Field(default_factory=_account)
-    orders: GroupConfig = Field(default_factory=_orders)
-    transfers: GroupConfig = Field(default_factory=_transfers)
+    # Fixed once built (an adapter holds them): change their fields instead,
+    # ``config.orders.max_attempts = 2``, which applies at run time.
+    market_data: GroupConfig = Field(default_factory=_market_data, frozen=True)
+    account: GroupConfig = Field(default_factory=_account, frozen=True)
+    orders: GroupConfig = Field(default_factory=_orders, frozen=True)
+    transfers: GroupConfig = Field(default_factory=_transfers, frozen=True)
 
     rate_limit_burst: PositiveFloat = 5.0
     """Tokens (ccxt cost units, one per ``rateLimit`` ms) the account limiter holds at
