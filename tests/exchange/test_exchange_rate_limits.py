@@ -116,7 +116,10 @@ async def test_binance_ban_stops_the_host_until_retry_after(make_resilient: Fact
         with pytest.raises(ExchangeBannedError) as caught:
             await adapter.fetch_ticker("BTC/USDT")
         assert caught.value.retry_after > 0
+        with pytest.raises(ExchangeBannedError):  # an unwrapped call: the throttle refuses it
+            await adapter.exchange.fetch_ticker("BTC/USDT")
         assert sim.request_count() == requests  # nothing was sent during the ban
+        assert adapter.breaker("market_data").snapshot().failures == 0
         clock.advance(adapter.config.max_ban)
         assert (await adapter.fetch_ticker("BTC/USDT"))["symbol"] == "BTC/USDT"
 
@@ -203,3 +206,17 @@ async def test_costs_above_the_burst_wait_in_chunks_and_follow_config_changes() 
     assert limiter.account.snapshot()["granted"] >= 4
     for hostile in (float("nan"), float("inf"), -1.0, 0.0):
         await limiter.acquire(hostile)  # treated as ccxt's default cost, 1
+
+
+async def test_a_ban_fails_unwrapped_requests_at_once_too() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock=clock)
+    limiter.observe(None, "/api/v3/ticker/24hr", 418, {"Retry-After": "120"})
+    limiter.ban(120.0)  # the classified answer reports the same ban
+    assert limiter.bans == 1
+    with pytest.raises(ExchangeBannedError) as caught:
+        await limiter(1.0)  # what ccxt awaits before any request, wrapped or not
+    assert caught.value.retry_after == pytest.approx(120.0)
+    clock.advance(120.0)
+    await limiter(1.0)
+    assert limiter.ban_remaining() == 0.0

@@ -377,9 +377,10 @@ class ResilientExchange(Generic[E]):
             attach_response(exc, status=state.status, headers=state.headers)
             outcome = self._outcome(exc, spec.write)
             signal = outcome.signal
-            if signal in _NOT_BREAKER_SIGNALS or outcome.kind in (
-                OutcomeKind.MAINTENANCE,
-                OutcomeKind.RATE_LIMITED,
+            if (
+                signal in _NOT_BREAKER_SIGNALS
+                or outcome.kind in (OutcomeKind.MAINTENANCE, OutcomeKind.RATE_LIMITED)
+                or isinstance(exc, ExchangeBannedError)  # our own stop, raised by the throttle
             ):
                 return _Refused(exc, outcome)
             raise

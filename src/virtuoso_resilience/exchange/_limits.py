@@ -23,6 +23,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .. import RateLimiter
 from ..classify import parse_retry_after
 from ..clock import Clock
+from ._errors import ExchangeBannedError
 
 __all__ = ["AccountLimiter", "CallState", "current_call"]
 
@@ -97,6 +98,7 @@ class AccountLimiter:
         clock: Clock,
     ) -> None:
         self.name = name
+        self.exchange_id = name.split(":", 1)[0]
         self.loop: asyncio.AbstractEventLoop | None = None  # ccxt assigns it in open()
         self._clock = clock
         self._safety = safety
@@ -127,6 +129,10 @@ class AccountLimiter:
     async def acquire(self, cost: float) -> None:
         """Wait for ``cost`` account tokens, then for the endpoint budgets of the
         current call's method."""
+        if self.banned_until is not None:
+            left = self.ban_remaining()
+            if left > 0:
+                raise ExchangeBannedError(self.exchange_id, left)
         if not 0 < cost < math.inf:
             cost = 1.0
         account = self.account
@@ -275,13 +281,15 @@ class AccountLimiter:
             self._capacity = self.account.config.capacity
 
     def ban(self, retry_after: float | None) -> None:
-        """HTTP 418: the host is banned for ``retry_after`` seconds."""
+        """HTTP 418: the host is banned for ``retry_after`` seconds. Every request
+        until then fails at once with :class:`ExchangeBannedError` (see
+        :meth:`acquire`): nothing waits an hour in the bucket."""
         wait = self._max_ban if retry_after is None else min(max(retry_after, 0.0), self._max_ban)
         until = self._clock.now() + wait
         if self.banned_until is None or until > self.banned_until:
+            if self.ban_remaining() == 0.0:
+                self.bans += 1  # a new ban (the answer and its classification both report it)
             self.banned_until = until
-        self.bans += 1
-        self.account.pause_until(until)
 
     def ban_remaining(self) -> float:
         """Seconds left of a ban (0 when none)."""
