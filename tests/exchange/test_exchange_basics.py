@@ -152,6 +152,8 @@ async def test_repr_and_snapshot_show_state_without_secrets(
     await adapter.fetch_balance()
     text = repr(adapter) + repr(adapter.snapshot())
     assert "market_data=closed" in repr(adapter)
+    assert "active=False" in repr(adapter.maintenance)
+    assert "pending=0" in repr(adapter.__dict__["_orders"])
     assert sim.api_key not in text and "sim-api-secret" not in text
     snap = adapter.snapshot()
     assert set(snap["groups"]) == {g.value for g in MethodGroup}

@@ -111,3 +111,10 @@ class MaintenanceGuard:
             "entered": self.entered,
             "polls": self.polls,
         }
+
+    def __repr__(self) -> str:
+        end = "unknown" if self.expected_end is None else f"{self.expected_end:.0f}"
+        return (
+            f"<MaintenanceGuard {self._adapter.exchange_id} active={self.active} "
+            f"expected_end={end} entered={self.entered} polls={self.polls}>"
+        )

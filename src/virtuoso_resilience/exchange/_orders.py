@@ -95,6 +95,12 @@ class OrderTracker:
         self.reconciled = 0
         self.duplicates = 0
 
+    def __repr__(self) -> str:
+        return (
+            f"<OrderTracker pending={len(self._pending)} lookups={self.lookups} "
+            f"resends={self.resends} duplicates={self.duplicates} reconciled={self.reconciled}>"
+        )
+
     def pending(self) -> list[PendingOrder]:
         return [
             PendingOrder(

@@ -127,3 +127,8 @@ class StaleCache:
             candles.age = age
             return candles
         raise error
+
+    def __repr__(self) -> str:
+        return (
+            f"<StaleCache values={len(self._values)} served={self.served} refused={self.refused}>"
+        )
