@@ -12,6 +12,7 @@ MODULES = [
     "bench_pipeline",
     "bench_pools",
     "bench_classify",
+    "bench_health",
     "bench_exchange",
 ]
 

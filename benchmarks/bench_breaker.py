@@ -50,6 +50,14 @@ async def success_path() -> str:
         for _ in range(n):
             await call(target)
 
+    watched = CircuitBreaker("bench-watched")
+    watched.add_listener(on_state_change=lambda event: None, on_rejection=lambda event: None)
+
+    async def watched_call(n: int) -> None:
+        call = watched.call_async
+        for _ in range(n):
+            await call(target)
+
     decorated = CircuitBreaker("bench-deco")(target)
 
     async def ours_deco(n: int) -> None:
@@ -77,6 +85,11 @@ async def success_path() -> str:
     rows = [
         Result("bare await", baseline, baseline),
         Result("virtuoso call_async", await measure_async(ours_call, N), baseline),
+        Result(
+            "virtuoso call_async, state listeners",
+            await measure_async(watched_call, N),
+            baseline,
+        ),
         Result("virtuoso decorator", await measure_async(ours_deco, N), baseline),
         Result("aiobreaker call_async", await measure_async(aio_call, N), baseline),
         Result("purgatory decorator", await measure_async(purg_call, N // 10), baseline),

@@ -31,6 +31,14 @@ async def main_async() -> str:
         for _ in range(n):
             await call(target)
 
+    watched = RetryPolicy(name="bench-watched", max_attempts=3)
+    watched.add_listener(lambda event: None)
+
+    async def watched_call(n: int) -> None:
+        call = watched.call_async
+        for _ in range(n):
+            await call(target)
+
     decorated = policy(target)
 
     async def ours_deco(n: int) -> None:
@@ -61,6 +69,7 @@ async def main_async() -> str:
     rows = [
         Result("bare await", baseline, baseline),
         Result("virtuoso call_async", await measure_async(ours_call, N), baseline),
+        Result("virtuoso call_async, listener", await measure_async(watched_call, N), baseline),
         Result("virtuoso decorator", await measure_async(ours_deco, N), baseline),
         Result("backoff", await measure_async(bo_call, N // 4), baseline),
         Result("stamina", await measure_async(stam_call, N // 4), baseline),

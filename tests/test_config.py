@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +58,7 @@ BOUNDS: dict[str, tuple[str, list[Any], list[Any]]] = {
     "default_health_check_interval": ("a number > 0", [0.0, -60.0], [0.5, 3600]),
     "default_call_timeout": ("a number or None > 0", [0, -1.0], [None, 2.5]),
     "default_max_concurrent": ("an integer or None >= 1", [0, -2], [None, 1, 64]),
-    "default_rate_limit": ("a number or None > 0", [0, -10.0], [None, 0.5, 100]),
+    "default_rate_limit": ("a number or None >= 1e-09", [0, -10.0], [None, 0.5, 100]),
     "default_retry_max_elapsed": ("a number or None > 0", [0.0, -5], [None, 120.0]),
 }
 WRONG_TYPES: dict[str, list[Any]] = {
@@ -214,10 +215,18 @@ def test_wrong_types_are_rejected_and_the_old_value_kept(field: str, value: Any)
     assert getattr(config, field) == before
 
 
+def _admits_float(annotation: Any) -> bool:
+    if annotation is float:
+        return True
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _admits_float(typing.get_args(annotation)[0])
+    return any(_admits_float(arg) for arg in typing.get_args(annotation))
+
+
 FLOAT_FIELDS = [
     name
     for name, info in ResilienceConfiguration.model_fields.items()
-    if info.annotation is float or float in getattr(info.annotation, "__args__", ())
+    if _admits_float(info.annotation)
 ]
 
 
@@ -314,10 +323,10 @@ def test_several_bad_fields_raise_one_error_listing_them_all() -> None:
 def test_base_delay_above_max_delay_names_both_fields() -> None:
     with pytest.raises(ConfigurationError) as info:
         ResilienceConfiguration(default_base_delay=40.0)
-    assert info.value.fields == ("default_base_delay", "default_max_delay")
+    assert info.value.fields == ("default_base_delay, default_max_delay",)
     message = str(info.value)
-    assert "default_base_delay=40.0 is invalid: must be <= default_max_delay (30.0)" in message
-    assert "default_max_delay=30.0 is invalid: must be >= default_base_delay (40.0)" in message
+    assert "default_base_delay, default_max_delay=(40.0, 30.0) is invalid" in message
+    assert "default_base_delay (40.0) must be <= default_max_delay (30.0)" in message
     assert ResilienceConfiguration(default_base_delay=30.0).default_base_delay == 30.0
 
 
@@ -325,7 +334,7 @@ def test_cross_field_assignment_keeps_the_old_value() -> None:
     config = ResilienceConfiguration()
     with pytest.raises(ConfigurationError) as info:
         config.default_max_delay = 0.5
-    assert set(info.value.fields) == {"default_base_delay", "default_max_delay"}
+    assert info.value.fields == ("default_base_delay, default_max_delay",)
     assert config.default_max_delay == 30.0
     with pytest.raises(ConfigurationError):
         config.default_base_delay = 31
@@ -340,7 +349,7 @@ def test_cross_field_assignment_keeps_the_old_value() -> None:
 def test_per_host_limit_must_fit_in_the_pool_unless_unlimited() -> None:
     with pytest.raises(ConfigurationError) as info:
         ResilienceConfiguration(default_max_connections=10)  # per host stays 20
-    assert set(info.value.fields) == {"default_max_connections_per_host", "default_max_connections"}
+    assert info.value.fields == ("default_max_connections_per_host, default_max_connections",)
     assert "0 (unlimited)" in str(info.value)
     unlimited = ResilienceConfiguration(
         default_max_connections=10, default_max_connections_per_host=0
@@ -356,7 +365,8 @@ def test_per_host_limit_must_fit_in_the_pool_unless_unlimited() -> None:
 def test_a_burst_needs_a_rate() -> None:
     with pytest.raises(ConfigurationError) as info:
         ResilienceConfiguration(default_rate_limit_burst=5)
-    assert set(info.value.fields) == {"default_rate_limit_burst", "default_rate_limit"}
+    assert info.value.fields == ("default_rate_limit_burst, default_rate_limit",)
+    assert "a burst needs a rate" in str(info.value)
     config = ResilienceConfiguration(default_rate_limit=10.0, default_rate_limit_burst=20)
     assert config.default_rate_limit_burst == 20
     with pytest.raises(ConfigurationError):
@@ -370,21 +380,23 @@ def test_a_burst_needs_a_rate() -> None:
     assert bad.value.fields == ("default_rate_limit_burst",)
 
 
-def test_field_errors_and_cross_field_errors_come_in_one_error() -> None:
+def test_rules_between_fields_are_judged_once_every_field_is_valid() -> None:
+    # One mechanism (pydantic model validators): field errors first, all of
+    # them in one error; the rules between fields once every field is valid.
+    bad = {
+        "default_failure_threshold": 0,
+        "default_base_delay": 50.0,
+        "default_max_delay": 10.0,
+        "default_max_connections": 5,
+        "default_max_connections_per_host": -1,
+    }
     with pytest.raises(ConfigurationError) as info:
-        ResilienceConfiguration(
-            default_failure_threshold=0,
-            default_base_delay=50.0,
-            default_max_delay=10.0,
-            default_max_connections=5,
-            default_max_connections_per_host=-1,  # bad by itself: its cross rule is skipped
-        )
-    assert info.value.fields == (
-        "default_failure_threshold",
-        "default_max_connections_per_host",
-        "default_base_delay",
-        "default_max_delay",
-    )
+        ResilienceConfiguration(**bad)
+    assert info.value.fields == ("default_failure_threshold", "default_max_connections_per_host")
+    fixed = {**bad, "default_failure_threshold": 1, "default_max_connections_per_host": 5}
+    with pytest.raises(ConfigurationError) as rule:
+        ResilienceConfiguration(**fixed)
+    assert rule.value.fields == ("default_base_delay, default_max_delay",)
 
 
 def test_a_field_bad_by_itself_is_not_also_reported_by_a_cross_rule() -> None:
@@ -460,8 +472,6 @@ def test_from_mapping_reports_every_problem_at_once() -> None:
         "enable_health_checks",
         "default_max_delay",
         "unknown_key",
-        "default_max_connections",  # 5 < the per-host default of 20
-        "default_max_connections_per_host",
     }
     message = str(info.value)
     assert "default_failure_threshold=-2 is invalid: must be an integer >= 1" in message
@@ -518,7 +528,10 @@ def test_secret_masking_and_rules_are_inherited() -> None:
         WithSecrets(api_secret="short", default_base_delay=99.0)
     message = str(info.value)
     assert "short" not in message
-    assert set(info.value.fields) == {"api_secret", "default_base_delay", "default_max_delay"}
+    assert info.value.fields == ("api_secret",)
+    with pytest.raises(ConfigurationError) as rule:
+        WithSecrets(api_secret="long enough", default_base_delay=99.0)
+    assert rule.value.fields == ("default_base_delay, default_max_delay",)
     with pytest.raises(ConfigurationError):
         config.default_max_delay = 0.1
     assert config.default_max_delay == 30.0
@@ -547,3 +560,20 @@ def test_doc_examples_run(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(blocks) >= 3
     for block in blocks:
         exec(compile(block, doc, "exec"), {"__name__": "__doc_example__"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("default_rate_limit", 1e-300),  # a wait of 1e300 s overflows every timer
+        ("default_rate_limit_burst", 10**400),  # float(10**400) overflows
+        ("default_circuit_timeout", 1e10),
+        ("default_connection_timeout", 1e10),
+        ("default_health_check_interval", 1e10),
+    ],
+)
+def test_values_that_would_overflow_later_are_refused_now(field: str, value: Any) -> None:
+    extra = {"default_rate_limit": 1.0} if field == "default_rate_limit_burst" else {}
+    with pytest.raises(ConfigurationError) as info:
+        ResilienceConfiguration(**extra, **{field: value})
+    assert info.value.fields == (field,)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import warnings
 
 import pytest
 
@@ -176,3 +178,188 @@ async def test_close_cancels_pending_and_remove_drops_queue() -> None:
     await asyncio.sleep(0)
     assert hub.stats().pending == 0
     assert repr(hub).startswith("<Listeners test listeners=1")
+
+
+def test_a_loop_shutting_down_drops_queued_events_without_leaking_coroutines() -> None:
+    # asyncio.run() cancels a worker that may never have run: its queued
+    # coroutines are closed and counted as dropped, none left "never awaited".
+    hub: Listeners[int] = Listeners("test")
+    started: list[int] = []
+
+    async def listener(event: int) -> None:
+        started.append(event)
+        await asyncio.Event().wait()
+
+    hub.add(listener)
+
+    async def publish() -> None:
+        for i in range(3):
+            hub.emit(i)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        asyncio.run(publish())
+        gc.collect()
+    assert started == []
+    stats = hub.stats()
+    assert (stats.pending, stats.dropped, stats.delivered) == (0, 3, 0)
+
+
+async def test_cancelling_a_worker_mid_delivery_drops_the_rest() -> None:
+    hub: Listeners[int] = Listeners("test")
+    seen: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow(event: int) -> None:
+        seen.append(event)
+        await gate.wait()
+
+    hub.add(slow)
+    for i in range(4):
+        hub.emit(i)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen == [0]
+    hub.close()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    stats = hub.stats()
+    assert (stats.pending, stats.dropped) == (0, 4)  # the one in delivery too
+    hub.emit(9)  # a closed hub still delivers to its subscribers later
+    gate.set()
+    assert await hub.drain(within=5)
+    assert seen == [0, 9]
+
+
+# ------------------------------------------------ clock, shutdown from inside
+
+
+async def test_timeouts_run_on_an_injected_clock() -> None:
+    from virtuoso_resilience.clock import FakeClock
+
+    clock = FakeClock()
+    hub: Listeners[int] = Listeners("test", timeout=5.0, clock=clock)
+    seen: list[int] = []
+
+    async def hangs_on_one(event: int) -> None:
+        if event == 1:
+            await asyncio.Event().wait()
+        seen.append(event)
+
+    hub.add(hangs_on_one)
+    hub.emit(1)
+    hub.emit(2)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert seen == [] and clock.sleepers == 1  # the delivery's cut-off, on the clock
+    clock.advance(4.9)
+    await asyncio.sleep(0)
+    assert seen == []
+    clock.advance(0.1)  # t=5: cut off; the next event is delivered
+    assert await hub.drain(within=1.0)
+    assert seen == [2]
+    assert hub.stats().timed_out == 1
+    assert clock.sleepers == 0
+
+
+async def test_drain_on_the_clock_gives_up_after_within() -> None:
+    from virtuoso_resilience.clock import FakeClock
+
+    clock = FakeClock()
+    hub: Listeners[int] = Listeners("test", timeout=100.0, clock=clock)
+
+    async def hangs(event: int) -> None:
+        await asyncio.Event().wait()
+
+    hub.add(hangs)
+    hub.emit(1)
+    draining = asyncio.create_task(hub.drain(within=3.0))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not draining.done()
+    clock.advance(3.0)
+    assert await draining is False
+    ending = hub.close()
+    assert ending  # the worker and the delivery, cancelled, not ended yet
+    await asyncio.wait(ending)
+    assert all(t.done() for t in ending)
+    assert clock.sleepers == 0
+
+
+async def test_close_returns_what_is_ending_and_cancels_it_once() -> None:
+    hub: Listeners[int] = Listeners("test")
+    cleanup: list[str] = []
+
+    async def slow_cleanup(event: int) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleanup.append("started")
+            for _ in range(5):  # a cleanup that awaits (closing a connection)
+                await asyncio.sleep(0)
+            cleanup.append("finished")
+
+    hub.add(slow_cleanup)
+    hub.emit(1)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    ending = hub.close()
+    assert len(ending) == 2
+    for task in ending:  # a caller cancelling again must not cut the cleanup short
+        if isinstance(task, asyncio.Task) and not task.cancelling():
+            task.cancel()
+    await asyncio.wait(ending)
+    assert cleanup == ["started", "finished"]
+
+
+async def test_drain_and_close_from_inside_a_listener_spare_that_delivery() -> None:
+    hub: Listeners[int] = Listeners("test", timeout=5.0)
+    done: list[str] = []
+    other: list[int] = []
+    finished = asyncio.Event()
+
+    async def shuts_down(event: int) -> None:
+        if event == 1:
+            drained = await hub.drain(within=1.0)  # would wait for itself
+            hub.close()  # would cancel itself
+            done.append(f"drained={drained}")
+            finished.set()
+
+    async def record(event: int) -> None:
+        other.append(event)
+
+    hub.add(shuts_down)
+    hub.add(record)
+    hub.emit(1)
+    hub.emit(2)
+    await asyncio.wait_for(finished.wait(), timeout=5.0)
+    assert done == ["drained=True"]
+    assert other == [1, 2]  # drained before close
+    assert hub.stats().dropped == 1  # shuts_down's own event 2, dropped by close
+
+
+def test_workers_of_an_ended_loop_are_forgotten() -> None:
+    hub: Listeners[int] = Listeners("test")
+    seen: list[int] = []
+
+    async def record(event: int) -> None:
+        if event == 1:
+            await asyncio.Event().wait()  # still running when the loop ends
+        seen.append(event)
+
+    hub.add(record)
+
+    async def first() -> None:
+        hub.emit(1)
+        await asyncio.sleep(0)
+
+    asyncio.run(first())
+
+    async def second() -> None:
+        assert await hub.drain(within=1.0)  # nothing of this loop to wait for
+        assert hub.close() == []
+        hub.emit(2)
+        assert await hub.drain(within=1.0)
+
+    asyncio.run(second())
+    assert seen == [2]

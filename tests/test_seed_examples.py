@@ -6,6 +6,7 @@ leaves to the reader (an ``exchange`` object, a reachable URL).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +35,24 @@ class FakeExchange:
 
 
 exchange = FakeExchange()
+
+
+class SwitchableExchange(FakeExchange):
+    """An exchange whose ping() fails while ``up`` is False."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    async def ping(self) -> bool:
+        if not self.up:
+            raise ConnectionError("exchange unreachable")
+        return True
+
+
+async def _settle(rounds: int = 40) -> None:
+    """Let every ready task run (no time passes)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
 
 
 async def test_week1_circuit_breaker_usage() -> None:
@@ -85,9 +104,12 @@ async def test_week2_connection_pool_usage() -> None:
         await runner.cleanup()
 
 
-async def test_week3_health_check_usage() -> None:
+async def test_week3_health_check_usage(isolated_default_registry: ResilienceRegistry) -> None:
     from virtuoso_resilience import get_health_service, SimpleHealthCheck, HealthCheckConfig  # noqa: I001
     from virtuoso_resilience import ServiceStatus
+
+    exchange = SwitchableExchange()  # what the seed's `exchange` is left to the reader
+    alerts: list[str] = []
 
     # Register health check
     health_service = get_health_service()
@@ -102,7 +124,7 @@ async def test_week3_health_check_usage() -> None:
     seen: list[ServiceStatus] = []
 
     async def send_alert(message: str) -> None:
-        seen.append(ServiceStatus.CRITICAL)
+        alerts.append(message)
 
     # Monitor status changes
     async def on_health_change(status):  # type: ignore[no-untyped-def]
@@ -114,6 +136,29 @@ async def test_week3_health_check_usage() -> None:
     report = await health_service.run_checks()
     assert report.status is ServiceStatus.HEALTHY
     assert health_service.get_overall_status() is ServiceStatus.HEALTHY
+
+    # What the seed promises: the listener hears of every change of the
+    # overall status, and the alert goes out when it becomes CRITICAL. Driven
+    # by background monitoring on the registry's virtual clock.
+    clock = isolated_default_registry.clock
+    assert isinstance(clock, FakeClock)
+    config.critical = True  # the exchange is what the service cannot work without
+    await health_service.start()
+    await _settle()
+    assert seen == [ServiceStatus.HEALTHY]  # the on-demand run: unknown -> healthy
+    exchange.up = False
+    for _ in range(config.failure_threshold):  # 3 failed runs, 60 s apart
+        clock.advance(60.0)
+        await _settle()
+    assert seen == [ServiceStatus.HEALTHY, ServiceStatus.DEGRADED, ServiceStatus.CRITICAL]
+    assert alerts == ["System health critical!"]
+    assert health_service.get_overall_status() is ServiceStatus.CRITICAL
+    exchange.up = True
+    clock.advance(60.0)
+    await _settle()
+    assert seen[-1] is ServiceStatus.HEALTHY
+    assert alerts == ["System health critical!"]  # once, on the change to CRITICAL
+    await health_service.stop()
 
 
 def test_configuration_guide() -> None:

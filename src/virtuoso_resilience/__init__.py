@@ -5,7 +5,15 @@ private.
 """
 
 from ._version import __version__
-from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
+from .classify import (
+    DEFAULT_CLASSIFIER,
+    Classifier,
+    ClassifierConfig,
+    Outcome,
+    OutcomeKind,
+    Signal,
+    attach_response,
+)
 from .clock import MONOTONIC, Clock, FakeClock, MonotonicClock
 from .config import (
     ResilienceConfiguration,
@@ -31,44 +39,55 @@ from .health import (
     HealthCheck,
     HealthCheckConfig,
     HealthService,
+    InvalidCheckResult,
     ServiceStatus,
     SimpleHealthCheck,
-    get_health_service,
 )
-from .policies.bulkhead import Bulkhead, BulkheadConfig
-from .policies.circuit_breaker import (
+from .policies import (
+    BackoffStrategy,
+    Bulkhead,
+    BulkheadConfig,
+    BulkheadRejectionEvent,
+    CallEvent,
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerSnapshot,
     CircuitState,
-    SlidingWindowType,
-)
-from .policies.fallback import Fallback, FallbackConfig, FallbackResult
-from .policies.pipeline import ResiliencePipeline
-from .policies.rate_limit import RateLimiter, RateLimiterConfig
-from .policies.retry import (
-    BackoffStrategy,
+    Fallback,
+    FallbackConfig,
+    FallbackEvent,
+    FallbackResult,
     JitterMode,
+    RateLimiter,
+    RateLimiterConfig,
+    RateLimitEvent,
+    RejectionEvent,
+    ResiliencePipeline,
     RetryBudget,
     RetryConfig,
     RetryEvent,
     RetryMetrics,
     RetryPolicy,
+    SlidingWindowType,
+    StateChangeEvent,
+    TimeoutConfig,
+    TimeoutEvent,
+    TimeoutPolicy,
     retry,
 )
-from .policies.timeout import TimeoutConfig, TimeoutPolicy
 from .pools import (
     ConnectionPool,
     ConnectionPoolManager,
     PoolConfig,
     PoolHealth,
-    get_connection_pool,
 )
 from .registry import (
     ResilienceRegistry,
     circuit_breaker,
     default_registry,
     get_circuit_breaker,
+    get_connection_pool,
+    get_health_service,
     set_default_registry,
 )
 
@@ -92,6 +111,8 @@ __all__ = [
     "Bulkhead",
     "BulkheadConfig",
     "BulkheadFullError",
+    "BulkheadRejectionEvent",
+    "CallEvent",
     "CheckResult",
     "CircuitBreaker",
     "CircuitBreakerConfig",
@@ -100,6 +121,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "Classifier",
+    "ClassifierConfig",
     "Clock",
     "ConfigurationError",
     "ConnectionPool",
@@ -110,11 +132,13 @@ __all__ = [
     "FakeClock",
     "Fallback",
     "FallbackConfig",
+    "FallbackEvent",
     "FallbackResult",
     "HealthChange",
     "HealthCheck",
     "HealthCheckConfig",
     "HealthService",
+    "InvalidCheckResult",
     "JitterMode",
     "MaintenanceError",
     "MonotonicClock",
@@ -124,9 +148,11 @@ __all__ = [
     "PoolConfig",
     "PoolExhaustedError",
     "PoolHealth",
+    "RateLimitEvent",
     "RateLimitTimeoutError",
     "RateLimiter",
     "RateLimiterConfig",
+    "RejectionEvent",
     "ResilienceConfiguration",
     "ResilienceError",
     "ResiliencePipeline",
@@ -139,11 +165,15 @@ __all__ = [
     "RetryMetrics",
     "RetryPolicy",
     "ServiceStatus",
+    "Signal",
     "SimpleHealthCheck",
     "SlidingWindowType",
+    "StateChangeEvent",
     "TimeoutConfig",
+    "TimeoutEvent",
     "TimeoutPolicy",
     "__version__",
+    "attach_response",
     "circuit_breaker",
     "create_binance_resilient_config",
     "create_bybit_resilient_config",

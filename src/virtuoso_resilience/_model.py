@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import weakref
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, get_args
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from .errors import ConfigurationError, FieldError
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_SECONDS",
     "ConfigModel",
     "Count",
@@ -46,6 +47,9 @@ __all__ = [
 
 MAX_SECONDS: float = 1e9
 """The longest duration any configuration accepts (about 31.7 years)."""
+MAX_COUNT: int = 10**9
+"""The largest count any configuration accepts: a 5,000-digit int would pass
+``ge=1`` and then break every snapshot (``json.dumps`` refuses to print it)."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """Any finite number."""
@@ -63,14 +67,16 @@ PositiveRatio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 """A fraction above 0, up to 1."""
 Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 """A percentage above 0, up to 100."""
-Count = Annotated[int, Field(ge=1)]
-"""A whole number >= 1."""
-NonNegativeCount = Annotated[int, Field(ge=0)]
-"""A whole number >= 0."""
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+"""A whole number from 1 to MAX_COUNT."""
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+"""A whole number from 0 to MAX_COUNT."""
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
 _MISSING = object()
+_SHOWN = 80
+"""Characters of a rejected string value shown in an error (a 1 MB value is cut)."""
 
 
 def _is_secret(name: str, info: FieldInfo | None) -> bool:
@@ -83,6 +89,8 @@ def _is_secret(name: str, info: FieldInfo | None) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Annotated:
+        return _type_name(get_args(annotation)[0])
     args = [a for a in get_args(annotation) if a is not type(None)]
     if args and annotation is not None and not isinstance(annotation, type):
         names = [_type_name(a) for a in args]
@@ -101,18 +109,36 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _metadata(annotation: Any) -> list[Any]:
+    """The constraints nested in an annotation (``Optional[Annotated[...]]``)."""
+    found: list[Any] = []
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            found.extend(meta.metadata if isinstance(meta, FieldInfo) else [meta])
+        found.extend(_metadata(get_args(annotation)[0]))
+    else:
+        for arg in get_args(annotation):
+            found.extend(_metadata(arg))
+    return found
+
+
 def describe_field(info: FieldInfo) -> str:
-    """What a field allows, in words: its type and its numeric bounds."""
+    """What a field allows, in words: its type and its tightest numeric bounds."""
+    low: tuple[str, float] | None = None
+    high: tuple[str, float] | None = None
+    for meta in [*info.metadata, *_metadata(info.annotation)]:
+        if isinstance(meta, annotated_types.Ge | annotated_types.Gt):
+            bound = float(cast(Any, meta.ge if isinstance(meta, annotated_types.Ge) else meta.gt))
+            op = ">=" if isinstance(meta, annotated_types.Ge) else ">"
+            if low is None or bound > low[1] or (bound == low[1] and op == ">"):
+                low = (op, bound)
+        elif isinstance(meta, annotated_types.Le | annotated_types.Lt):
+            bound = float(cast(Any, meta.le if isinstance(meta, annotated_types.Le) else meta.lt))
+            op = "<=" if isinstance(meta, annotated_types.Le) else "<"
+            if high is None or bound < high[1] or (bound == high[1] and op == "<"):
+                high = (op, bound)
     parts = [_type_name(info.annotation)]
-    for meta in info.metadata:
-        if isinstance(meta, annotated_types.Ge):
-            parts.append(f">= {meta.ge}")
-        elif isinstance(meta, annotated_types.Gt):
-            parts.append(f"> {meta.gt}")
-        elif isinstance(meta, annotated_types.Le):
-            parts.append(f"<= {meta.le}")
-        elif isinstance(meta, annotated_types.Lt):
-            parts.append(f"< {meta.lt}")
+    parts += [f"{b[0]} {b[1]:g}" for b in (low, high) if b is not None]
     return "must be " + " ".join(parts)
 
 
@@ -142,7 +168,11 @@ def _to_configuration_error(
                 FieldError(
                     model.__name__,
                     name,
-                    tuple(cause.values.values()),
+                    (
+                        next(iter(cause.values.values()))
+                        if len(cause.values) == 1
+                        else tuple(cause.values.values())
+                    ),
                     str(cause),
                 )
             )
@@ -150,6 +180,10 @@ def _to_configuration_error(
         value = data.get(name, item.get("input"))
         if _is_secret(name, info):
             value = _MASK
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+            value = f"<int of {value.bit_length()} bits>"  # repr() of 5,000 digits raises
+        elif isinstance(value, str | bytes) and len(value) > _SHOWN:
+            value = value[:_SHOWN] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
         if info is None and item.get("type") == "extra_forbidden":
             allowed = "unknown field; allowed fields: " + ", ".join(sorted(fields))
         elif info is None:
@@ -219,12 +253,16 @@ class ConfigModel(BaseModel):
 
     def __setattr__(self, name: str, value: Any) -> None:
         old = self.__dict__.get(name, _MISSING)
+        was_set = name in self.__pydantic_fields_set__
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
-            # A model-level rule may fail after pydantic stored the value.
+            # A model-level rule may fail after pydantic stored the value
+            # (and marked the field as set): undo both.
             if old is not _MISSING:
                 self.__dict__[name] = old
+            if not was_set:
+                self.__pydantic_fields_set__.discard(name)
             raise _to_configuration_error(type(self), exc, {name: value}) from None
         if name in type(self).model_fields:
             self._notify(name)
@@ -254,6 +292,46 @@ class ConfigModel(BaseModel):
         else:
             ref = _Strong(observer)
         self._observers.append(ref)
+
+    def check_same(
+        self,
+        wanted: ConfigModel,
+        *,
+        owner: str,
+        via: str,
+        fields: Iterable[str] | None = None,
+    ) -> None:
+        """Refuse ``wanted`` where it differs from this configuration.
+
+        What a registry asks when a component that already exists is asked
+        for again with settings. Compares ``fields`` (default: the fields set
+        explicitly on ``wanted``, ``name`` aside) and raises one
+        :class:`ConfigurationError` naming every differing field, the value
+        wanted (secrets masked) and the value in force, e.g. ``breaker 'bybit'
+        already exists with timeout=60.0; change it through breaker.config
+        instead`` (``owner`` and ``via`` fill in the words). The one
+        implementation of that check.
+        """
+        known = type(self).model_fields
+        names = wanted.model_fields_set - {"name"} if fields is None else set(fields)
+        errors = []
+        for key in sorted(names):
+            value, current = getattr(wanted, key), getattr(self, key, _MISSING)
+            if value == current:
+                continue
+            secret = _is_secret(key, known.get(key))
+            errors.append(
+                FieldError(
+                    type(self).__name__,
+                    key,
+                    _MASK if secret else value,
+                    f"{owner} already exists with "
+                    f"{key}={_MASK if secret else repr(current)}; "
+                    f"change it through {via} instead",
+                )
+            )
+        if errors:
+            raise ConfigurationError(errors)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

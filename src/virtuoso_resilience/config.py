@@ -13,13 +13,21 @@ Durations are in seconds.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Self, get_args
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final, Literal, Self, get_args
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from ._model import ConfigModel
+from ._model import (
+    MAX_SECONDS,
+    ConfigModel,
+    Count,
+    NonNegativeCount,
+    PositiveFloat,
+    PositiveSeconds,
+    RuleError,
+    Seconds,
+)
 from .errors import ConfigurationError, FieldError
 
 __all__ = [
@@ -35,63 +43,10 @@ PresetName = Literal["production", "development"]
 
 _NONE_STRINGS = frozenset({"", "none", "null"})
 
-
-@dataclass(frozen=True, slots=True)
-class _CrossRule:
-    """A rule between fields; ``check`` returns the errors for a set of values."""
-
-    fields: tuple[str, ...]
-    check: Callable[[str, Mapping[str, Any]], list[FieldError]]
-
-
-def _delay_order(model: str, v: Mapping[str, Any]) -> list[FieldError]:
-    base, top = v["default_base_delay"], v["default_max_delay"]
-    if base <= top:
-        return []
-    return [
-        FieldError(model, "default_base_delay", base, f"must be <= default_max_delay ({top!r})"),
-        FieldError(model, "default_max_delay", top, f"must be >= default_base_delay ({base!r})"),
-    ]
-
-
-def _per_host_within_total(model: str, v: Mapping[str, Any]) -> list[FieldError]:
-    per_host, total = v["default_max_connections_per_host"], v["default_max_connections"]
-    if per_host == 0 or per_host <= total:
-        return []
-    return [
-        FieldError(
-            model,
-            "default_max_connections_per_host",
-            per_host,
-            f"must be 0 (unlimited) or <= default_max_connections ({total!r})",
-        ),
-        FieldError(
-            model,
-            "default_max_connections",
-            total,
-            f"must be >= default_max_connections_per_host ({per_host!r})",
-        ),
-    ]
-
-
-def _burst_needs_rate(model: str, v: Mapping[str, Any]) -> list[FieldError]:
-    burst, rate = v["default_rate_limit_burst"], v["default_rate_limit"]
-    if burst is None or rate is not None:
-        return []
-    return [
-        FieldError(
-            model,
-            "default_rate_limit_burst",
-            burst,
-            "must be None while default_rate_limit is None (a burst needs a rate)",
-        ),
-        FieldError(
-            model,
-            "default_rate_limit",
-            rate,
-            f"must be set when default_rate_limit_burst is set ({burst!r})",
-        ),
-    ]
+MIN_RATE: Final = 1 / MAX_SECONDS
+"""The smallest ``default_rate_limit`` (calls per second): one call per ``MAX_SECONDS``."""
+MAX_BURST: Final = 1_000_000_000
+"""The largest ``default_rate_limit_burst``."""
 
 
 class ResilienceConfiguration(ConfigModel):
@@ -99,7 +54,11 @@ class ResilienceConfiguration(ConfigModel):
 
     The defaults are the recommended production values. Optional features
     (per-attempt timeout, bulkhead, rate limit, retry time budget) are off
-    (``None``) unless set.
+    (``None``) unless set. A
+    :class:`~virtuoso_resilience.ResilienceRegistry` built with a
+    configuration makes its breakers, retry policies, pools, health checks,
+    bulkheads, rate limiters, timeouts and pipelines from these fields (see
+    ``docs/configuration.md`` for which field feeds what).
 
     >>> config = ResilienceConfiguration(default_failure_threshold=8)
     >>> config.default_circuit_timeout
@@ -107,96 +66,78 @@ class ResilienceConfiguration(ConfigModel):
     """
 
     # Circuit breakers
-    default_failure_threshold: Annotated[int, Field(ge=1)] = 5
+    default_failure_threshold: Count = 5
     """Failures that open a circuit breaker."""
-    default_success_threshold: Annotated[int, Field(ge=1)] = 3
+    default_success_threshold: Count = 3
     """Successful trial calls in half-open state that close it again."""
-    default_circuit_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
+    default_circuit_timeout: PositiveSeconds = 60.0
     """Seconds an open breaker waits before admitting a trial call."""
 
     # Retry policies
-    default_max_retries: Annotated[int, Field(ge=0)] = 3
+    default_max_retries: NonNegativeCount = 3
     """Retries after the first attempt (0: no retry)."""
-    default_base_delay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    default_base_delay: Seconds = 1.0
     """First backoff delay, seconds; must be <= ``default_max_delay``."""
-    default_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    default_max_delay: PositiveSeconds = 30.0
     """Largest backoff delay, seconds."""
 
     # Connection pooling
-    default_max_connections: Annotated[int, Field(ge=1)] = 50
+    default_max_connections: Count = 50
     """Connections per pool, all hosts together."""
-    default_max_connections_per_host: Annotated[int, Field(ge=0)] = 20
+    default_max_connections_per_host: NonNegativeCount = 20
     """Connections per host (0: unlimited, as in aiohttp); <= ``default_max_connections``."""
-    default_connection_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
-    """Seconds to wait for a connection."""
+    default_connection_timeout: PositiveSeconds = 10.0
+    """Seconds to open a connection (each TCP connect + TLS handshake attempt)."""
 
     # Health checks
-    default_health_check_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
+    default_health_check_interval: PositiveSeconds = 60.0
     """Seconds between two runs of a health check."""
     enable_health_checks: bool = True
     """Run health checks in the background."""
 
     # Optional pipeline stages: None = off
-    default_call_timeout: Annotated[float | None, Field(gt=0, allow_inf_nan=False)] = None
+    default_call_timeout: PositiveSeconds | None = None
     """Per-attempt time limit, seconds."""
-    default_max_concurrent: Annotated[int | None, Field(ge=1)] = None
+    default_max_concurrent: Count | None = None
     """Bulkhead: calls allowed at once."""
-    default_rate_limit: Annotated[float | None, Field(gt=0, allow_inf_nan=False)] = None
-    """Rate limit: calls per second."""
-    default_rate_limit_burst: Annotated[int | None, Field(ge=1)] = None
+    default_rate_limit: Annotated[PositiveFloat, Field(ge=MIN_RATE)] | None = None
+    """Rate limit: calls per second (at least one per ``MAX_SECONDS``: longer waits overflow)."""
+    default_rate_limit_burst: Annotated[Count, Field(le=MAX_BURST)] | None = None
     """Rate limit: calls allowed in a burst (needs ``default_rate_limit``)."""
-    default_retry_max_elapsed: Annotated[float | None, Field(gt=0, allow_inf_nan=False)] = None
+    default_retry_max_elapsed: PositiveSeconds | None = None
     """Retry time budget: seconds after which no new attempt starts."""
 
-    _cross_rules: ClassVar[tuple[_CrossRule, ...]] = (
-        _CrossRule(("default_base_delay", "default_max_delay"), _delay_order),
-        _CrossRule(
-            ("default_max_connections_per_host", "default_max_connections"),
-            _per_host_within_total,
-        ),
-        _CrossRule(("default_rate_limit_burst", "default_rate_limit"), _burst_needs_rate),
-    )
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> Self:
+        base, top = self.default_base_delay, self.default_max_delay
+        if base > top:
+            raise RuleError(
+                {"default_base_delay": base, "default_max_delay": top},
+                f"default_base_delay ({base!r}) must be <= default_max_delay ({top!r})",
+            )
+        return self
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ConfigurationError as exc:
-            # Report the cross-field rules that hold between the valid fields too:
-            # one error listing every bad field.
-            values = {name: info.default for name, info in type(self).model_fields.items()}
-            values.update(data)
-            extra = self._cross_field_errors(values, skip=set(exc.fields))
-            if extra:
-                raise ConfigurationError([*exc.errors, *extra]) from None
-            raise
-        errors = self._cross_field_errors(self.__dict__)
-        if errors:
-            raise ConfigurationError(errors) from None
+    @model_validator(mode="after")
+    def _per_host_within_total(self) -> Self:
+        per_host, total = self.default_max_connections_per_host, self.default_max_connections
+        if per_host > total:
+            raise RuleError(
+                {"default_max_connections_per_host": per_host, "default_max_connections": total},
+                f"default_max_connections_per_host ({per_host!r}) must be 0 (unlimited) "
+                f"or <= default_max_connections ({total!r})",
+            )
+        return self
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if any(name in rule.fields for rule in self._cross_rules):
-            probe = self.model_copy()
-            try:
-                type(self).__pydantic_validator__.validate_assignment(probe, name, value)
-            except ValidationError:
-                pass  # the per-field error is raised (and worded) by the assignment below
-            else:
-                errors = self._cross_field_errors(probe.__dict__, only=name)
-                if errors:
-                    raise ConfigurationError(errors)
-        super().__setattr__(name, value)
-
-    @classmethod
-    def _cross_field_errors(
-        cls, values: Mapping[str, Any], *, skip: Iterable[str] = (), only: str | None = None
-    ) -> list[FieldError]:
-        skipped = set(skip)
-        errors: list[FieldError] = []
-        for rule in cls._cross_rules:
-            if skipped.intersection(rule.fields) or (only is not None and only not in rule.fields):
-                continue
-            errors.extend(rule.check(cls.__name__, values))
-        return errors
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> Self:
+        burst, rate = self.default_rate_limit_burst, self.default_rate_limit
+        if burst is not None and rate is None:
+            raise RuleError(
+                {"default_rate_limit_burst": burst, "default_rate_limit": rate},
+                f"default_rate_limit_burst ({burst!r}) needs default_rate_limit "
+                "(a burst needs a rate): set both or neither",
+            )
+        return self
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> Self:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from virtuoso_resilience.health import (
     ConnectionPoolHealthCheck,
     HealthCheck,
     HealthCheckConfig,
+    InvalidCheckResult,
     ServiceStatus,
     SimpleHealthCheck,
 )
@@ -27,7 +30,7 @@ S = ServiceStatus
 
 
 class Pong:
-    """What some exchange ping() returns: an arbitrary object."""
+    """What some client's ping() returns: an arbitrary object."""
 
 
 @pytest.mark.parametrize(
@@ -35,9 +38,6 @@ class Pong:
     [
         (True, S.HEALTHY),
         (None, S.HEALTHY),
-        (Pong(), S.HEALTHY),
-        ({"status": "ok"}, S.HEALTHY),
-        (0, S.HEALTHY),  # only False itself fails
         (False, S.UNHEALTHY),
         (S.DEGRADED, S.DEGRADED),
         (S.CRITICAL, S.CRITICAL),
@@ -55,6 +55,76 @@ async def test_simple_check_interprets_return_values(returned: object, status: S
         assert result.status is status
     if returned is False:
         assert (await SimpleHealthCheck("x", sync_func).check()).message == "check returned False"
+
+
+@pytest.mark.parametrize(
+    ("returned", "type_name"),
+    [
+        ("DOWN", "str"),
+        ("healthy", "str"),
+        (0, "int"),
+        (1, "int"),
+        (0.0, "float"),
+        ({"status": "ok"}, "dict"),
+        ([], "list"),
+        (b"PONG", "bytes"),
+        (Pong(), "Pong"),
+    ],
+)
+async def test_anything_but_a_verdict_is_an_error_naming_the_check(
+    returned: object, type_name: str
+) -> None:
+    async def async_func() -> object:
+        return returned
+
+    def sync_func() -> object:
+        return returned
+
+    for func in (async_func, sync_func):
+        with pytest.raises(InvalidCheckResult) as caught:
+            await SimpleHealthCheck("exchange", func).check()
+        assert str(caught.value) == (
+            f"health check 'exchange' returned {type_name}; "
+            "a check must return True, None, False, a ServiceStatus or a CheckResult"
+        )
+        assert caught.value.check == "exchange"
+        assert caught.value.returned is type(returned)
+        assert isinstance(caught.value, TypeError)
+
+
+async def test_a_returned_coroutine_is_an_error_and_is_never_run() -> None:
+    ran: list[str] = []
+
+    async def ping() -> bool:
+        ran.append("ping")
+        return False
+
+    async def forgot_await() -> object:
+        return ping()  # the coroutine, not its result
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail
+        with pytest.raises(InvalidCheckResult, match=r"returned coroutine .*must await it"):
+            await SimpleHealthCheck("exchange", forgot_await).check()
+        gc.collect()
+    assert ran == []
+
+
+async def test_an_invalid_result_is_a_failed_run_in_the_service(clock: FakeClock) -> None:
+    from virtuoso_resilience.health import HealthService
+
+    service = HealthService(clock=clock)
+    service.register_health_check(
+        SimpleHealthCheck("exchange", lambda: "DOWN", HealthCheckConfig(failure_threshold=1))
+    )
+    report = await service.run_check("exchange")
+    assert report.status is S.UNHEALTHY
+    assert report.result is not None
+    assert report.result.message == (
+        "InvalidCheckResult: health check 'exchange' returned str; "
+        "a check must return True, None, False, a ServiceStatus or a CheckResult"
+    )
+    assert report.metrics.failure_patterns == {"InvalidCheckResult": 1}
 
 
 async def test_simple_check_passes_a_check_result_through() -> None:
@@ -289,3 +359,84 @@ async def test_secret_urls_never_reach_health_output(
     assert "discord.com" in outputs
     assert "SECRET" not in outputs
     assert "1234567890" not in outputs
+
+
+# A megabyte of text built to make a backtracking scrubber quadratic: under the
+# old patterns "a." * 40_000 alone blocked the event loop for about 27 s.
+ADVERSARIAL = {
+    "schemes": "http://" * 150_000,
+    "letters": "a" * 10**6,
+    "dotted": "a." * 500_000,
+    "dashed": "a-a+" * 250_000,
+    "userinfo": "http://" + "@" * 10**6,
+    "keys": "token: " * 150_000,
+    "bearer": "Bearer " * 150_000,
+    "quotes": "'" * 10**6,
+    "spaces": " " * 10**6 + "finally the text",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_describe_error_on_a_megabyte_of_adversarial_text(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from virtuoso_resilience.health import _checks
+
+    seen: list[int] = []
+    scrub = _checks._scrub
+
+    def recording_scrub(text: str) -> str:
+        seen.append(len(text))
+        return scrub(text)
+
+    monkeypatch.setattr(_checks, "_scrub", recording_scrub)
+    text = describe_error(RuntimeError(ADVERSARIAL[name]))
+    assert text.startswith("RuntimeError")
+    assert len(text) <= len("RuntimeError: ") + 200
+    # The work is bounded: the scrubber only ever sees the cut prefix.
+    assert seen and max(seen) <= _checks._SCRUB_WINDOW
+    if name == "spaces":
+        assert text == "RuntimeError: finally the text"
+    elif name == "letters":
+        assert text == "RuntimeError: " + "a" * 197 + "..."
+    elif name == "schemes":
+        assert text == "RuntimeError: http://http:..."  # host "http:", the rest is path
+    else:
+        assert text.endswith("...")
+
+
+def test_describe_error_masks_a_secret_at_the_start_of_a_huge_message() -> None:
+    body = '{"retCode":10001,"retMsg":"' + "x" * 10**6 + '"}'
+    exc = ConnectionError(
+        "POST https://user:hunter2@api.bybit.com/v5/order/create?apiKey=ABCDEF&sign=0123 " + body
+    )
+    text = describe_error(exc)
+    assert text.startswith("ConnectionError: POST https://api.bybit.com {")
+    assert text.endswith("...")
+    for secret in ("hunter2", "ABCDEF", "0123", "user"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("offset", range(-12, 4))
+def test_a_url_cut_at_the_window_edge_never_shows_its_user_info(offset: int) -> None:
+    from virtuoso_resilience.health._checks import _SCRUB_WINDOW
+
+    # Text that masking shrinks, so that what sits at the window's edge is shown,
+    # then a URL whose password straddles the edge.
+    filler = "https://h/" + "p" * (_SCRUB_WINDOW - 40) + " "
+    url = "redis://:hunter2secret@cache.internal:6379/0 is down"
+    pad = "q" * max(0, _SCRUB_WINDOW - len(filler) - 12 + offset)
+    text = describe_error(RuntimeError(filler + pad + " " + url + " " + "z" * 5000))
+    assert "hunter" not in text
+    assert "secret" not in text
+    assert ":hu" not in text
+
+
+def test_describe_error_of_a_base_exception_and_a_broken_str() -> None:
+    class Broken(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    assert describe_error(GeneratorExit()) == "GeneratorExit"
+    assert describe_error(KeyboardInterrupt("stop")) == "KeyboardInterrupt: stop"
+    assert describe_error(Broken()) == "Broken"

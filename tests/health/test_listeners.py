@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import warnings
 from typing import Any
 
 import pytest
@@ -258,13 +260,28 @@ async def test_remove_status_listener(service: HealthService, settle: Any) -> No
         service.remove_status_listener(seen.append)
 
 
-def test_changes_without_a_running_loop_are_not_delivered() -> None:
+def test_changes_without_a_running_loop_reach_sync_listeners_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     service = HealthService()
     seen: list[S] = []
+    async_seen: list[S] = []
+
+    async def later(status: S) -> None:  # pragma: no cover - nothing can run it
+        async_seen.append(status)
+
     service.add_status_listener(seen.append)
-    service.register_health_check(SimpleHealthCheck("x", lambda: True))
+    service.add_status_listener(later)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine was never awaited"
+        with caplog.at_level(logging.WARNING):
+            service.register_health_check(SimpleHealthCheck("x", lambda: True))
+        gc.collect()
     assert service.get_overall_status() is S.UNKNOWN
-    assert seen == []
+    assert seen == [S.UNKNOWN]  # the one contract: a sync listener runs at once
+    assert async_seen == []  # no loop to run it on: dropped, counted and logged
+    assert "async listener test_changes_without_a_running_loop" in caplog.text
+    assert "skipped (no running event loop)" in caplog.text
 
 
 async def test_a_change_just_before_stop_is_delivered(service: HealthService, settle: Any) -> None:
@@ -285,7 +302,7 @@ async def test_a_change_just_before_stop_is_delivered(service: HealthService, se
     assert "tasks=0" in repr(service)
 
 
-async def test_changes_left_undelivered_by_stop_come_with_the_next_start(
+async def test_changes_left_undelivered_by_stop_are_dropped(
     service: HealthService, clock: FakeClock, settle: Any
 ) -> None:
     seen: list[S] = []
@@ -309,10 +326,19 @@ async def test_changes_left_undelivered_by_stop_come_with_the_next_start(
     clock.advance(1.0)  # t=6: the drain is over, the HEALTHY call is cancelled
     await stopping
     assert seen == [S.UNKNOWN, S.HEALTHY]
+    # DEGRADED had not begun: dropped with the rest of the queue, not kept
+    # to be delivered stale by a later start(); the HEALTHY call cancelled
+    # mid-delivery is dropped too (every event ends up counted once).
+    assert "timed_out=1" in repr(service._listeners)
+    assert "dropped=2" in repr(service._listeners)
     release.set()
     await service.start()
     await settle()
-    assert seen == [S.UNKNOWN, S.HEALTHY, S.DEGRADED]
+    assert seen == [S.UNKNOWN, S.HEALTHY]
+    x.value = True
+    await service.run_check("x")
+    await settle()
+    assert seen == [S.UNKNOWN, S.HEALTHY, S.HEALTHY]  # new changes are delivered
 
 
 async def test_stop_from_inside_a_listener(service: HealthService, settle: Any) -> None:
@@ -386,3 +412,47 @@ async def test_listener_errors_never_log_secret_urls(
     assert record.exc_info is None
     assert "SECRET" not in caplog.text
     assert "1234567890" not in caplog.text
+
+
+async def test_a_sync_listener_that_changes_the_status_keeps_the_order(
+    service: HealthService, settle: Any
+) -> None:
+    first: list[S] = []
+    second: list[S] = []
+
+    def unregisters_on_unknown(status: S) -> None:
+        first.append(status)
+        if status is S.UNKNOWN:
+            # A change published from inside a listener: every listener must
+            # still see UNKNOWN before what follows from it.
+            service.unregister_health_check("x")
+
+    service.add_status_listener(unregisters_on_unknown)
+    service.add_status_listener(second.append)
+    add(service, "x")
+    await settle()
+    assert first == [S.UNKNOWN, S.HEALTHY]
+    assert second == [S.UNKNOWN, S.HEALTHY]
+
+
+async def test_status_listeners_go_through_the_one_listener_contract(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    from virtuoso_resilience._events import Listeners
+
+    seen: list[S] = []
+
+    async def on_change(status: S) -> None:
+        seen.append(status)
+
+    service.add_status_listener(on_change)
+    hub = service._listeners
+    assert isinstance(hub, Listeners)
+    assert len(hub) == 1
+    assert hub.timeout == 5.0
+    add(service, "x")
+    await settle()
+    assert seen == [S.UNKNOWN]
+    assert hub.stats().delivered == 1
+    service.remove_status_listener(on_change)
+    assert not hub

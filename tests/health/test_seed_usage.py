@@ -13,9 +13,12 @@ from virtuoso_resilience.health import (
     HealthService,
     ServiceStatus,
     SimpleHealthCheck,
-    get_health_service,
 )
-from virtuoso_resilience.registry import ResilienceRegistry, set_default_registry
+from virtuoso_resilience.registry import (
+    ResilienceRegistry,
+    get_health_service,
+    set_default_registry,
+)
 
 
 @pytest.fixture

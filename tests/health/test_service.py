@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 import pytest
@@ -284,6 +285,48 @@ def test_service_arguments_are_validated() -> None:
         HealthService(listener_timeout=0)
     with pytest.raises(ConfigurationError, match="metrics_window"):
         HealthService(metrics_window=0)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("listener_timeout", math.inf),
+        ("listener_timeout", -math.inf),
+        ("listener_timeout", math.nan),
+        ("listener_timeout", -0.0),
+        ("listener_timeout", 1e10),  # beyond MAX_SECONDS: would overflow timers
+        ("listener_timeout", True),
+        ("listener_timeout", "5"),
+        ("listener_timeout", None),
+        ("metrics_window", True),
+        ("metrics_window", 2.0),
+        ("metrics_window", "100"),
+        ("metrics_window", 10**100),  # would overflow the deque at registration
+        ("metrics_window", -1),
+    ],
+)
+def test_service_arguments_refuse_what_the_config_types_refuse(
+    argument: str, value: object
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        HealthService(**{argument: value})  # type: ignore[arg-type]
+    [error] = caught.value.errors
+    assert (error.model, error.field) == ("HealthService", argument)
+    assert str(caught.value).startswith(f"HealthService.{argument}=")
+    assert "must be" in error.allowed
+
+
+def test_listener_timeout_is_validated_on_assignment_too() -> None:
+    service = HealthService(listener_timeout=5.0)
+    for bad in (math.inf, math.nan, 0.0, True, "5"):
+        with pytest.raises(ConfigurationError, match=r"HealthService\.listener_timeout"):
+            service.listener_timeout = bad  # type: ignore[assignment]
+        assert service.listener_timeout == 5.0
+    service.listener_timeout = 2
+    assert service.listener_timeout == 2.0
+    assert service._listeners.timeout == 2.0  # the listeners' cut-off follows
+    with pytest.raises(TypeError, match="clock"):
+        HealthService(clock=object())  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------- monitoring
@@ -734,3 +777,284 @@ async def test_stop_abandons_a_check_that_ignores_cancellation(
         release.set()  # let it end, whatever happened above
         await settle()
     assert service.report().checks["stubborn"].metrics.total_runs == 0
+
+
+# ------------------------------------------------- hostile checks (defects 5, 6)
+
+
+class Fatal(BaseException):
+    """A BaseException subclass that is neither an Exception nor a cancellation."""
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind"),
+    [(Fatal("boom"), "Fatal"), (GeneratorExit(), "GeneratorExit")],
+)
+async def test_a_base_exception_from_a_check_never_kills_its_monitor(
+    service: HealthService,
+    clock: FakeClock,
+    settle: Any,
+    script: Any,
+    caplog: pytest.LogCaptureFixture,
+    raised: BaseException,
+    kind: str,
+) -> None:
+    flaky = script(True, raised, raised, True)
+    service.register_health_check(
+        simple("exchange", flaky, interval=10.0, failure_threshold=2, critical=True)
+    )
+    with caplog.at_level(logging.WARNING, logger="virtuoso_resilience.health"):
+        await service.start()
+        await settle()
+        assert service.get_status("exchange") is S.HEALTHY
+        clock.advance(10)
+        await settle()
+        assert service.get_status("exchange") is S.DEGRADED  # the status says so
+        clock.advance(10)
+        await settle()
+        assert service.get_status("exchange") is S.CRITICAL
+        clock.advance(10)  # the monitor is alive: the next run happens and passes
+        await settle()
+    assert flaky.calls == 4
+    report = service.report().checks["exchange"]
+    assert report.status is S.HEALTHY
+    assert report.metrics.failure_patterns == {kind: 2}
+    assert report.metrics.last_error is not None
+    assert report.metrics.last_error.startswith(kind)
+    said = [r.getMessage() for r in caplog.records]
+    assert f"health check 'exchange' raised {kind} (a BaseException); a failed run" in said
+
+
+async def test_a_check_that_cancels_itself_is_a_failed_run(
+    service: HealthService, clock: FakeClock, settle: Any, script: Any
+) -> None:
+    flaky = script(asyncio.CancelledError(), True)
+    service.register_health_check(simple("x", flaky, interval=10.0, failure_threshold=1))
+    await service.start()
+    await settle()
+    report = service.report().checks["x"]
+    assert report.status is S.UNHEALTHY
+    assert report.metrics.failure_patterns == {"CancelledError": 1}
+    clock.advance(10)  # and the monitor goes on
+    await settle()
+    assert service.get_status("x") is S.HEALTHY
+    assert flaky.calls == 2
+
+
+def _live_tasks() -> int:
+    return sum(1 for t in asyncio.all_tasks() if not t.done())
+
+
+async def test_a_check_that_ignores_cancellation_runs_once_at_a_time(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    release = asyncio.Event()
+    entered = 0
+    stubborn_body = cancellation_ignoring_check(release)
+
+    async def stubborn() -> bool:
+        nonlocal entered
+        entered += 1
+        return bool(await stubborn_body())
+
+    service.register_health_check(
+        simple("stubborn", stubborn, interval=1.0, timeout=0.5, failure_threshold=1)
+    )
+    try:
+        await _runs_once_at_a_time(service, clock, settle, release, lambda: entered)
+    finally:
+        release.set()  # let every stubborn run end, whatever happened above
+        await settle()
+    report = await service.run_check("stubborn")  # once it ended, the check runs as usual
+    assert entered == 2
+    assert report.status is S.HEALTHY
+    assert report.metrics.abandoned_runs == 1
+    assert not report.metrics.abandoned_running
+
+
+async def _runs_once_at_a_time(
+    service: HealthService,
+    clock: FakeClock,
+    settle: Any,
+    release: asyncio.Event,
+    entered: Any,
+) -> None:
+    await service.start()
+    await settle()
+    baseline = _live_tasks()
+    counts = []
+    for _ in range(30):  # 30 intervals; each used to leak one more task
+        clock.advance(0.5)
+        await settle()
+        clock.advance(0.5)
+        await settle()
+        counts.append(_live_tasks())
+    assert max(counts) <= baseline  # no task per interval any more
+    assert entered() == 1  # at most one run of the check is ever alive
+    report = service.report().checks["stubborn"]
+    assert report.metrics.abandoned_runs == 1
+    assert report.metrics.abandoned_running
+    assert report.metrics.failure_patterns == {"timeout": 1, "abandoned": 30}
+    assert report.metrics.response_time.count == 1  # runs not started are not timed
+    assert report.last_duration == pytest.approx(0.5)
+    assert report.status is S.UNHEALTHY
+    assert report.result is not None
+    assert "ignores cancellation and is still running" in report.result.message
+    snap = service.snapshot()["checks"]["stubborn"]["metrics"]
+    assert (snap["abandoned_runs"], snap["abandoned_running"]) == (1, True)
+
+    # stop() does not wait listener_timeout for a run it already knows ignores
+    # cancellation: it returns without the clock moving.
+    stopping = asyncio.create_task(service.stop())
+    await settle()
+    assert stopping.done()
+    await stopping
+    assert clock.sleepers == 0
+    assert service.report().checks["stubborn"].metrics.abandoned_running  # still alive
+
+
+async def test_a_run_that_ended_on_its_cancellation_is_not_counted_as_abandoned(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    calls = 0
+
+    async def slow() -> bool:
+        nonlocal calls
+        calls += 1
+        await asyncio.Event().wait()
+        return True  # pragma: no cover
+
+    service.register_health_check(simple("slow", slow, interval=1.0, timeout=0.5))
+    await service.start()
+    await settle()
+    for _ in range(5):
+        clock.advance(0.5)
+        await settle()
+        clock.advance(0.5)
+        await settle()
+    m = service.report().checks["slow"].metrics
+    assert calls == 6
+    assert m.abandoned_runs == 0
+    assert not m.abandoned_running
+    assert m.failure_patterns == {"timeout": 5}
+
+
+async def test_restart_does_not_run_a_second_copy_beside_a_stubborn_run(
+    service: HealthService, clock: FakeClock, settle: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+    entered = 0
+    body = cancellation_ignoring_check(release)
+
+    async def stubborn() -> bool:
+        nonlocal entered
+        entered += 1
+        return bool(await body())
+
+    service.register_health_check(simple("stubborn", stubborn, interval=10.0, timeout=60.0))
+    await service.start()
+    await settle()
+    try:
+        stopping = asyncio.create_task(service.stop())  # cancels the run: it ignores it
+        await settle()
+        with caplog.at_level(logging.WARNING, logger="virtuoso_resilience.health"):
+            clock.advance(5.0)
+            await stopping
+        assert service.report().checks["stubborn"].metrics.abandoned_runs == 1
+        await service.start()
+        await settle()
+        assert entered == 1  # still the first run
+        report = service.report().checks["stubborn"]
+        assert report.metrics.failure_patterns == {"abandoned": 1}
+        assert report.metrics.abandoned_runs == 1
+    finally:
+        release.set()
+        await settle()
+    clock.advance(10.0)
+    await settle()
+    assert entered == 2
+    assert service.get_status("stubborn") is S.HEALTHY
+
+
+async def test_stop_from_inside_a_check(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    stopped: list[bool] = []
+
+    async def shuts_down() -> bool:
+        await service.stop()  # must neither wait for nor cancel its caller
+        stopped.append(service.running)
+        return True
+
+    service.register_health_check(simple("x", shuts_down, interval=10.0))
+    await service.start()
+    await settle()
+    assert stopped == [False]
+    assert service.get_status("x") is S.HEALTHY  # the run that stopped it is recorded
+    clock.advance(50)
+    await settle()
+    assert stopped == [False]  # nothing runs any more
+    assert clock.sleepers == 0
+
+
+async def test_output_says_a_cut_off_run_is_still_alive(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    release = asyncio.Event()
+    service.register_health_check(
+        simple("stubborn", cancellation_ignoring_check(release), timeout=1.0, failure_threshold=1)
+    )
+    try:
+        run = asyncio.create_task(service.run_check("stubborn"))
+        await settle()
+        clock.advance(1.0)
+        report = await run
+        assert report.output() == "timed out after 1s"  # not known to be stubborn yet
+        await service.stop()  # cancels it again: now it has ignored cancellation twice
+        report = service.report().checks["stubborn"]
+        assert report.metrics.abandoned_runs == 1
+        assert report.output() == (
+            "timed out after 1s; a run that was cut off ignores cancellation and is still running"
+        )
+        assert service.to_health_json()["checks"]["stubborn:responseTime"][0]["output"] == (
+            report.output()
+        )
+    finally:
+        release.set()
+        await settle()
+    assert service.report().checks["stubborn"].output() == "timed out after 1s"
+
+
+async def test_registering_again_never_starts_a_second_copy_of_a_stubborn_run(
+    service: HealthService, clock: FakeClock, settle: Any
+) -> None:
+    release = asyncio.Event()
+    entered = 0
+    body = cancellation_ignoring_check(release)
+
+    async def stubborn() -> bool:
+        nonlocal entered
+        entered += 1
+        return bool(await body())
+
+    def make() -> SimpleHealthCheck:
+        return simple("stubborn", stubborn, timeout=1.0, failure_threshold=1)
+
+    service.register_health_check(make())
+    try:
+        run = asyncio.create_task(service.run_check("stubborn"))
+        await settle()
+        clock.advance(1.0)
+        await run
+        for _ in range(3):  # unregister and register the same name again
+            service.unregister_health_check("stubborn")
+            service.register_health_check(make())
+            report = await service.run_check("stubborn")
+            assert report.metrics.failure_patterns == {"abandoned": 1}
+        assert entered == 1
+    finally:
+        release.set()
+        await settle()
+    report = await service.run_check("stubborn")
+    assert entered == 2
+    assert report.status is S.HEALTHY

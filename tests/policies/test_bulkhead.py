@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from virtuoso_resilience.errors import BulkheadFullError, ConfigurationError
-from virtuoso_resilience.policies.bulkhead import Bulkhead, BulkheadConfig
+from virtuoso_resilience.policies import Bulkhead, BulkheadConfig
 
 
 async def settle(rounds: int = 5) -> None:

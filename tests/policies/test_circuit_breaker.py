@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 from typing import Any
 
 import ccxt
@@ -19,7 +21,9 @@ from virtuoso_resilience import (
     ResilienceRegistry,
     SlidingWindowType,
 )
-from virtuoso_resilience.policies.circuit_breaker import CallEvent, StateChangeEvent
+from virtuoso_resilience._model import MAX_SECONDS
+from virtuoso_resilience.policies import CallEvent, StateChangeEvent
+from virtuoso_resilience.policies.circuit_breaker import grown_timeout
 
 
 class Boom(ConnectionError):
@@ -332,13 +336,13 @@ async def test_listeners_sync_async_and_raising(
     cb.add_listener(on_state_change=on_change, on_call=calls.append)
     cb.add_listener(on_state_change=on_change_async, on_rejection=broken)
     cb.add_listener(on_state_change=broken)
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         await trip(cb, 1)
         with pytest.raises(CircuitOpenError):
             await cb.call_async(ok)
         clock.advance(1.0)
         await cb.call_async(ok)
-    await asyncio.sleep(0)
+        assert await cb.drain_listeners(within=1.0)
     assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
     assert [e.current for e in async_seen] == [
         CircuitState.OPEN,
@@ -467,7 +471,7 @@ async def test_registry_snapshot_covers_what_it_owns() -> None:
     registry.circuit_breaker("b", failure_threshold=2)
     assert set(registry.snapshot()) == {"circuit_breakers"}
     registry.health  # noqa: B018 - created on first use
-    registry.pools  # noqa: B018
+    registry.connection_pool("p")
     data = registry.snapshot()
     assert set(data) == {"circuit_breakers", "connection_pools", "health"}
     assert data["circuit_breakers"]["b"]["config"]["failure_threshold"] == 2
@@ -612,4 +616,151 @@ def test_async_listener_changed_from_sync_code_is_skipped_not_leaked(
         cb.force_open()
     assert cb.state is CircuitState.FORCED_OPEN
     assert seen == []
-    assert "no running loop" in caplog.text
+    assert "no running event loop" in caplog.text
+    assert cb.listener_stats().dropped == 1
+
+
+# ------------------------------------------------- long outages (defect 1)
+
+
+async def test_timeout_growth_saturates_over_ten_thousand_trips(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=1, timeout=1.0, timeout_multiplier=10.0, max_timeout=3600.0)
+    await trip(cb, 1)
+    for _ in range(10_000):
+        retry_after = cb.retry_after
+        assert retry_after is not None and 0.0 < retry_after <= 3600.0
+        clock.advance(retry_after)
+        await trip(cb, 1)  # the trial fails: open again, with a grown timeout
+    assert cb.state is CircuitState.OPEN
+    assert cb.snapshot().current_timeout == 3600.0
+    assert cb.retry_after == 3600.0
+    with pytest.raises(CircuitOpenError) as info:
+        await cb.call_async(ok)  # still protecting after 10,000 trips
+    assert info.value.retry_after == 3600.0
+    assert cb.snapshot().trips == 10_001
+
+
+@pytest.mark.parametrize("multiplier", [10.0, 1e300, 1.7976931348623157e308])
+async def test_timeout_growth_without_a_cap_stops_at_max_seconds(
+    clock: FakeClock, multiplier: float
+) -> None:
+    cb = make(clock, failure_threshold=1, timeout=30.0, timeout_multiplier=multiplier)
+    await trip(cb, 1)
+    for _ in range(400):
+        clock.advance(cb.retry_after or 0.0)
+        await trip(cb, 1)
+    assert cb.snapshot().current_timeout == MAX_SECONDS
+    assert cb.retry_after == MAX_SECONDS
+    with pytest.raises(CircuitOpenError):
+        await cb.call_async(ok)
+    json.dumps(cb.snapshot().as_dict(), allow_nan=False)
+
+
+def test_grown_timeout_is_finite_and_monotonic_for_any_trip_count() -> None:
+    previous = 0.0
+    for trips in (1, 2, 3, 10, 308, 309, 310, 10_000, 10**18):
+        value = grown_timeout(1.0, 10.0, trips, None)
+        assert math.isfinite(value) and previous <= value <= MAX_SECONDS
+        previous = value
+    assert grown_timeout(2.0, 2.0, 3, None) == 8.0
+    assert grown_timeout(2.0, 2.0, 3, 5.0) == 5.0
+    assert grown_timeout(2.0, 1.0, 10**9, 5.0) == 2.0
+
+
+# ---------------------------------------------- half-open permits (defect 2)
+
+
+async def test_exit_from_a_task_that_predates_the_entry_updates_metrics_only(
+    clock: FakeClock,
+) -> None:
+    cb = make(clock, failure_threshold=1, timeout=1.0, success_threshold=2)
+    await trip(cb, 1)
+    clock.advance(1.0)
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stray_exit() -> None:
+        await entered.wait()
+        await cb.__aexit__(None, None, None)
+
+    stray = asyncio.create_task(stray_exit())  # created before the block is entered
+    trial_ran: list[str] = []
+
+    async def trial() -> None:
+        async with cb:
+            entered.set()
+            await release.wait()
+            trial_ran.append("first")
+
+    first = asyncio.create_task(trial())
+    await stray
+    assert cb.state is CircuitState.HALF_OPEN
+    assert cb.snapshot().calls == 2  # the stray exit is counted ...
+    with pytest.raises(CircuitOpenError):  # ... but gave back no permit
+        await cb.call_async(ok)
+    release.set()
+    await first
+    assert trial_ran == ["first"]
+    assert cb.state is CircuitState.HALF_OPEN  # one trial success of 2
+    assert await cb.call_async(ok) == "ok"
+    assert cb.state is CircuitState.CLOSED
+
+
+async def test_exit_of_a_block_entered_in_an_older_generation_keeps_the_permits(
+    clock: FakeClock,
+) -> None:
+    cb = make(clock, failure_threshold=1, timeout=1.0, success_threshold=1)
+
+    async def enter_only() -> None:
+        await cb.__aenter__()  # admitted while CLOSED, task then finishes
+
+    await asyncio.create_task(enter_only())
+    await trip(cb, 1)
+    clock.advance(1.0)
+    gate = asyncio.Event()
+
+    async def slow_trial() -> str:
+        await gate.wait()
+        return "trial"
+
+    trial = asyncio.create_task(cb.call_async(slow_trial))
+    await asyncio.sleep(0)
+    assert cb.state is CircuitState.HALF_OPEN
+    await cb.__aexit__(None, None, None)  # the CLOSED-era block ends now
+    with pytest.raises(CircuitOpenError):
+        await cb.call_async(ok)  # the only permit is still the running trial's
+    gate.set()
+    assert await trial == "trial"
+    assert cb.state is CircuitState.CLOSED
+
+
+async def test_async_with_records_are_dropped_when_the_blocks_end(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=10_000)
+    gate = asyncio.Event()
+
+    async def block(fail: bool) -> None:
+        async with cb, cb:  # nested in the same task
+            await gate.wait()
+            if fail:
+                raise Boom("down")
+
+    tasks = [asyncio.create_task(block(i % 2 == 0)) for i in range(2000)]
+    await asyncio.sleep(0)
+    assert cb._entries is not None and len(cb._entries) == 2000
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(isinstance(r, Boom) for r in results) == 1000
+    assert cb._entries == {}  # nothing kept for finished blocks
+    snap = cb.snapshot()
+    assert (snap.calls, snap.failures, snap.successes) == (4000, 2000, 2000)
+
+
+async def test_blocks_never_left_do_not_grow_the_records_without_bound(clock: FakeClock) -> None:
+    cb = make(clock)
+
+    async def enter_only() -> None:
+        await cb.__aenter__()  # an abandoned block: its task ends inside it
+
+    for _ in range(3000):
+        await asyncio.create_task(enter_only())
+    assert cb._entries is not None and len(cb._entries) <= 1024

@@ -12,7 +12,7 @@ import pytest
 
 from virtuoso_resilience.classify import Outcome, OutcomeKind
 from virtuoso_resilience.errors import ConfigurationError
-from virtuoso_resilience.policies.fallback import (
+from virtuoso_resilience.policies import (
     DEFAULT_FALLBACK_ON,
     DEFAULT_WRITE_FALLBACK_ON,
     Fallback,

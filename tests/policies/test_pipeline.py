@@ -27,8 +27,7 @@ from virtuoso_resilience import (
     create_default_resilience_config,
 )
 from virtuoso_resilience.classify import OutcomeKind
-from virtuoso_resilience.policies.fallback import FallbackResult
-from virtuoso_resilience.policies.retry import RetryEvent
+from virtuoso_resilience.policies import FallbackResult, RetryEvent
 
 
 class Down(ConnectionError):
@@ -558,7 +557,10 @@ async def test_cancelled_during_a_retry_backoff(clock: FakeClock) -> None:
     assert_nothing_leaked(pipe)
 
 
-async def test_cancelled_in_an_awaited_retry_listener(clock: FakeClock) -> None:
+async def test_cancelled_in_the_backoff_while_a_retry_listener_hangs(clock: FakeClock) -> None:
+    # Retry listeners are not awaited by the call: a hung webhook post runs on
+    # its own worker while the call backs off, and cancelling the call gives
+    # the retry's budget token back without waiting for the listener.
     pipe = guarded(clock)
     assert pipe.retry is not None and pipe.circuit_breaker is not None
     seen: list[int] = []
@@ -576,7 +578,7 @@ async def test_cancelled_in_an_awaited_retry_listener(clock: FakeClock) -> None:
     task = asyncio.create_task(pipe.call_async(flaky))
     await settle()
     assert seen == [1]
-    assert clock.sleepers == 0  # still in the listener, not yet in the backoff
+    assert clock.sleepers == 1  # already in the backoff, the listener still running
     budget = pipe.retry.budget
     assert budget is not None and budget.withdrawals == 1
     await cancel(task)
@@ -585,4 +587,6 @@ async def test_cancelled_in_an_awaited_retry_listener(clock: FakeClock) -> None:
     m = pipe.retry.metrics
     assert (m.calls, m.retries, m.total_backoff_seconds) == (0, 0, 0.0)
     assert pipe.circuit_breaker.snapshot().cancelled == 0  # the attempt had already failed
+    assert pipe.retry.listener_stats().pending == 0  # being delivered, not queued
+    pipe.retry.close_listeners()
     assert_nothing_leaked(pipe)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from virtuoso_resilience.clock import MONOTONIC, FakeClock
 from virtuoso_resilience.errors import ConfigurationError, RateLimitTimeoutError
-from virtuoso_resilience.policies.rate_limit import RateLimiter, RateLimiterConfig
+from virtuoso_resilience.policies import RateLimiter, RateLimiterConfig
 
 # --------------------------------------------------------------------- helpers
 
@@ -651,7 +651,14 @@ def test_throughput_never_exceeds_rate_times_t_plus_capacity(
         return grants
 
     grants = asyncio.run(scenario())
-    assert [i for i, _, _ in grants] == list(range(len(arrivals)))  # FIFO, no barging
+    # FIFO, no barging: a later caller is never granted at an earlier time.
+    # (Two callers granted at the same instant may resume in either order: a
+    # waiter granted by the drain timer resumes one loop step after a newcomer
+    # that the bucket can serve at once, behind it in the line.)
+    granted_at = {i: t for i, t, _ in grants}
+    assert sorted(granted_at) == list(range(len(arrivals)))
+    times = [granted_at[i] for i in range(len(arrivals))]
+    assert times == sorted(times)
     for a in range(len(grants)):
         for b in range(a, len(grants)):
             spent = sum(cost for _, _, cost in grants[a : b + 1])
@@ -845,3 +852,126 @@ async def test_rejected_and_cancelled_at_the_same_moment(clock: FakeClock) -> No
     await settle()
     assert task.cancelled()  # cancellation wins; the error was consumed, not leaked
     assert limiter.snapshot()["queue_length"] == 0
+
+
+# ------------------------------------------------- hostile inputs (defect 14)
+
+
+@pytest.mark.parametrize("when", [float("inf"), float("-inf"), float("nan"), 2e9])
+def test_pause_until_refuses_non_finite_and_absurd_times(clock: FakeClock, when: float) -> None:
+    limiter = make(clock)
+    with pytest.raises(ValueError, match=r"pause_until\(when=") as info:
+        limiter.pause_until(when)
+    assert "finite" in str(info.value) or "at most" in str(info.value)
+    assert limiter.paused_until is None  # nothing changed
+    json.dumps(limiter.snapshot(), allow_nan=False)
+
+
+@pytest.mark.parametrize("when", [True, "10", None])
+def test_pause_until_refuses_non_numbers(clock: FakeClock, when: Any) -> None:
+    limiter = make(clock)
+    with pytest.raises(TypeError, match=r"when must be a number"):
+        limiter.pause_until(when)
+    assert limiter.paused_until is None
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -0.5, 1e10, True, "3"])
+def test_pause_for_refuses_what_is_not_a_duration(clock: FakeClock, seconds: Any) -> None:
+    limiter = make(clock)
+    with pytest.raises((TypeError, ValueError), match=r"pause_for\(seconds="):
+        limiter.pause_for(seconds)
+    assert limiter.paused_until is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"limit": float("nan"), "remaining": 1, "reset_in": 1.0}, "limit"),
+        ({"limit": 10, "remaining": float("inf"), "reset_in": 1.0}, "remaining"),
+        ({"limit": 10, "remaining": float("nan"), "reset_in": 1.0}, "remaining"),
+        ({"limit": 10, "remaining": 2.5, "reset_in": 1.0}, "remaining"),
+        ({"limit": True, "remaining": 1, "reset_in": 1.0}, "limit"),
+        ({"limit": 10, "remaining": False, "reset_in": 1.0}, "remaining"),
+        ({"limit": "10", "remaining": 1, "reset_in": 1.0}, "limit"),
+        ({"limit": 10, "remaining": 1, "reset_in": "1"}, "reset_in"),
+        ({"limit": 10, "remaining": 1, "reset_in": 2e9}, "reset_in"),
+    ],
+)
+def test_headers_refuse_nan_inf_bools_and_strings(
+    clock: FakeClock, kwargs: dict[str, Any], argument: str
+) -> None:
+    limiter = make(clock)
+    with pytest.raises((TypeError, ValueError), match=rf"update_from_headers\({argument}=") as info:
+        limiter.update_from_headers(**kwargs)
+    assert argument in str(info.value)
+    snap = limiter.snapshot()
+    assert (snap["budget"], snap["exchange_limit"]) == (None, None)  # nothing changed
+    json.dumps(snap, allow_nan=False)
+
+
+def test_headers_take_integral_floats_as_counts(clock: FakeClock) -> None:
+    limiter = make(clock)
+    limiter.update_from_headers(limit=120.0, remaining=5.0, reset_in=2.0)
+    snap = limiter.snapshot()
+    assert (snap["exchange_limit"], snap["budget"]) == (120, 5.0)
+    assert isinstance(snap["exchange_limit"], int)
+    json.dumps(snap, allow_nan=False)
+
+
+@pytest.mark.parametrize("cost", [True, False, "1", None, b"1"])
+async def test_acquire_refuses_bools_and_strings_for_a_cost(clock: FakeClock, cost: Any) -> None:
+    limiter = make(clock)
+    before = limiter.tokens
+    with pytest.raises(TypeError, match=r"acquire\(cost=.*cost must be a number"):
+        await limiter.acquire(cost)
+    assert limiter.tokens == before  # nothing taken
+    assert limiter.snapshot()["granted"] == 0
+
+
+@pytest.mark.parametrize("cost", [float("nan"), float("inf"), -1.0, 0.0, -0.0])
+async def test_acquire_refuses_costs_no_bucket_can_grant(clock: FakeClock, cost: float) -> None:
+    limiter = make(clock)
+    with pytest.raises(ConfigurationError) as info:
+        await limiter.acquire(cost)
+    assert info.value.fields == ("cost",)
+
+
+@pytest.mark.parametrize("max_wait", [True, "1", float("nan"), -1.0])
+async def test_acquire_refuses_bad_max_waits(clock: FakeClock, max_wait: Any) -> None:
+    limiter = make(clock)
+    with pytest.raises((TypeError, ValueError), match="max_wait"):
+        await limiter.acquire(1.0, max_wait=max_wait)
+
+
+async def test_snapshot_is_always_json_under_pauses_and_budgets(clock: FakeClock) -> None:
+    limiter = make(clock)
+    limiter.pause_for(1e9)  # the longest pause allowed
+    limiter.update_from_headers(limit=0, remaining=0, reset_in=1e9)
+    snap = limiter.snapshot()
+    json.dumps(snap, allow_nan=False)
+    assert snap["pause_remaining"] == 1e9
+    assert "paused_for=" in repr(limiter)
+
+
+def test_integers_beyond_any_float_are_refused_not_overflowed(clock: FakeClock) -> None:
+    limiter = make(clock)
+    with pytest.raises(ValueError, match="remaining"):
+        limiter.update_from_headers(limit=10, remaining=10**400, reset_in=1.0)
+    with pytest.raises(ValueError, match="when"):
+        limiter.pause_until(10**400)
+    json.dumps(limiter.snapshot(), allow_nan=False)
+
+
+async def test_errors_for_huge_values_stay_short_and_printable(clock: FakeClock) -> None:
+    limiter = make(clock)
+    for call in (
+        lambda: limiter.pause_until(10**5000),
+        lambda: limiter.update_from_headers(limit="9" * 1_000_000, remaining=1, reset_in=1.0),
+        lambda: limiter.update_from_headers(limit=10, remaining=10**5000, reset_in=1.0),
+    ):
+        with pytest.raises((TypeError, ValueError)) as info:
+            call()
+        assert len(str(info.value)) < 300
+    with pytest.raises(ConfigurationError) as cost_info:
+        await limiter.acquire(10**5000)
+    assert "<int of 16610 bits>" in str(cost_info.value)

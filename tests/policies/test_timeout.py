@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from virtuoso_resilience.errors import ConfigurationError, ResilienceTimeoutError
-from virtuoso_resilience.policies.timeout import TimeoutConfig, TimeoutPolicy
+from virtuoso_resilience.policies import TimeoutConfig, TimeoutPolicy
 
 pytestmark = pytest.mark.looptime
 

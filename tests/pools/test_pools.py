@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ import aiohttp
 import ccxt.async_support as ccxt_async
 import pytest
 
+from virtuoso_resilience._model import MAX_SECONDS
 from virtuoso_resilience.clock import FakeClock
 from virtuoso_resilience.errors import ConfigurationError, PoolExhaustedError
 from virtuoso_resilience.pools import (
@@ -20,9 +22,13 @@ from virtuoso_resilience.pools import (
     ConnectionPoolManager,
     PoolConfig,
     PoolHealth,
-    get_connection_pool,
 )
-from virtuoso_resilience.registry import ResilienceRegistry, set_default_registry
+from virtuoso_resilience.pools._config import MAX_HEALTH_WINDOW
+from virtuoso_resilience.registry import (
+    ResilienceRegistry,
+    get_connection_pool,
+    set_default_registry,
+)
 
 if TYPE_CHECKING:
     from .conftest import LeakCheck, LocalServer, ServerFactory
@@ -99,9 +105,9 @@ def test_per_host_above_total_names_both_fields() -> None:
     with pytest.raises(ConfigurationError) as info:
         PoolConfig(max_connections=10, max_connections_per_host=20)
     message = str(info.value)
-    assert "max_connections_per_host" in message
-    assert "max_connections=10" in message
-    assert info.value.fields == ("max_connections_per_host",)
+    assert "max_connections_per_host (20) must be 0 (no per-host limit)" in message
+    assert "<= max_connections (10)" in message
+    assert info.value.fields == ("max_connections_per_host, max_connections",)
     # 0 means "no per-host limit" and is fine with any total.
     assert PoolConfig(max_connections=1, max_connections_per_host=0).max_connections == 1
 
@@ -112,8 +118,8 @@ def test_cross_field_assignment_is_rejected_before_it_lands() -> None:
     config.subscribe(seen.append)
     with pytest.raises(ConfigurationError) as info:
         config.max_connections = 10  # below max_connections_per_host=20
-    assert info.value.fields == ("max_connections",)
-    assert "max_connections_per_host=20" in str(info.value)
+    assert info.value.fields == ("max_connections_per_host, max_connections",)
+    assert "max_connections_per_host (20)" in str(info.value)
     assert config.max_connections == 50
     assert seen == []  # observers never saw the rejected value
     config.max_connections_per_host = 5
@@ -140,6 +146,74 @@ def test_health_threshold_rules() -> None:
         PoolConfig(health_degraded_error_rate=0.6, health_unhealthy_error_rate=0.5)
     with pytest.raises(ConfigurationError, match="health_window_requests"):
         PoolConfig(health_min_requests=20, health_window_requests=10)
+
+
+TIMEOUTS = (
+    "acquire_timeout",
+    "connection_timeout",
+    "total_timeout",
+    "read_timeout",
+    "keepalive_timeout",
+)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 1e10, -0.0, True, "5"])
+@pytest.mark.parametrize("field", TIMEOUTS)
+def test_timeouts_must_be_finite_seconds(field: str, value: Any) -> None:
+    # Defect 7: inf was accepted, then every request failed with OverflowError
+    # (and keepalive_timeout=inf kept idle connections for ever).
+    with pytest.raises(ConfigurationError) as info:
+        PoolConfig(**{field: value})
+    assert info.value.fields == (field,)
+    config = PoolConfig()
+    before = getattr(config, field)
+    with pytest.raises(ConfigurationError):
+        setattr(config, field, value)
+    assert getattr(config, field) == before
+
+
+async def test_the_longest_allowed_timeouts_work(server: LocalServer) -> None:
+    longest = dict.fromkeys(TIMEOUTS, MAX_SECONDS)
+    pool = ConnectionPool("patient", PoolConfig(**longest))
+    try:
+        async with pool.get_session() as session:
+            assert await get_json(session, server.url("/ok")) == {"ok": True}
+        assert requests(pool)["failed"] == 0
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("health_window_requests", MAX_HEALTH_WINDOW + 1),  # one byte per request
+        ("dns_cache_ttl", 10**12),
+        ("max_connections", 1.5),
+        ("health_degraded_utilisation", 0.0),
+        ("health_exhaustion_window", math.inf),
+    ],
+)
+def test_hostile_sizes_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        PoolConfig(**{field: value})
+    assert info.value.fields == (field,)
+
+
+@pytest.mark.parametrize("value", ["bot\r\nX-Injected: 1", "bot\nx", "a\x00b", "x" * 1025])
+def test_user_agent_is_one_header_line(value: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        PoolConfig(user_agent=value)
+    assert info.value.fields == ("user_agent",)
+    assert PoolConfig(user_agent="virtuoso/1.0 (ü)").user_agent == "virtuoso/1.0 (ü)"
+
+
+def test_a_rejected_rule_does_not_pin_a_following_bound() -> None:
+    config = PoolConfig(max_connections=10)
+    with pytest.raises(ConfigurationError):
+        config.max_connections_per_host = 11  # above max_connections
+    assert "max_connections_per_host" not in config.model_fields_set
+    config.max_connections = 100
+    assert config.max_connections_per_host == 20  # still follows its limit
 
 
 # ------------------------------------------------------------ the session
@@ -936,7 +1010,7 @@ async def test_repr_shows_live_state(server: LocalServer) -> None:
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
-    from virtuoso_resilience._pool_metrics import _Histogram
+    from virtuoso_resilience.pools._trace import _Histogram
 
     histogram = _Histogram((0.1, 1.0))
     for value in (0.05, 0.1, 0.5, 1.0, 3.0):

@@ -373,3 +373,22 @@ def test_price_steps_only_visit_open_orders_of_their_symbol() -> None:
     assert status(cancelled) == "Cancelled" and status(above) == "New"
     assert m.positions()["ETHUSDT"] == (Decimal(1), Decimal(2990))
     assert "open=1" in repr(m) and m.orders_filled == 203
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ({"balances": {"USDT": math.inf}}, r"balances\['USDT'\] must be a finite number"),
+        ({"balances": {"USDT": math.nan}}, r"balances\['USDT'\] must be a finite number"),
+        ({"balances": {"USDT": 1e16}}, r"balances\['USDT'\] must be a finite number"),
+        ({"balances": {"USDT": True}}, r"balances\['USDT'\] must be a finite number"),
+        ({"leverage": 0}, "leverage must be an integer in 1..100"),
+        ({"leverage": 10.0}, "leverage must be an integer in 1..100"),
+        ({"volatility": math.nan}, "volatility must be a finite number"),
+        ({"volatility": math.inf}, "volatility must be a finite number"),
+        ({"prices": {"BTC": 1e-9}}, r"prices\['BTC'\] must be a finite number in 1e-08..1e\+15"),
+    ],
+)
+def test_model_refuses_bad_numbers_at_construction(override: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        model(**override)

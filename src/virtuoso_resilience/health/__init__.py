@@ -1,7 +1,7 @@
 """Health checks with a dependency graph, background monitoring and listeners.
 
-Register checks on a :class:`HealthService` (the default one is
-:func:`get_health_service`), declare what depends on what, start monitoring,
+Register checks on a :class:`HealthService` (the default registry's is
+``virtuoso_resilience.get_health_service()``), declare what depends on what, start monitoring,
 and read cached health or listen for changes of the overall status.
 """
 
@@ -11,19 +11,16 @@ from ._checks import (
     ConnectionPoolHealthCheck,
     HealthCheck,
     HealthCheckConfig,
+    InvalidCheckResult,
     PoolHealthLike,
     PoolLike,
     SimpleHealthCheck,
 )
 from ._graph import DependencyCycleError
+from ._listeners import StatusListener
 from ._metrics import CheckMetricsSnapshot, ResponseTimeStats
-from ._service import (
-    CheckReport,
-    HealthReport,
-    HealthService,
-    StatusListener,
-    get_health_service,
-)
+from ._report import CheckReport, HealthReport
+from ._service import HealthService
 from ._status import CheckResult, HealthChange, ServiceStatus
 
 __all__ = [
@@ -39,11 +36,11 @@ __all__ = [
     "HealthCheckConfig",
     "HealthReport",
     "HealthService",
+    "InvalidCheckResult",
     "PoolHealthLike",
     "PoolLike",
     "ResponseTimeStats",
     "ServiceStatus",
     "SimpleHealthCheck",
     "StatusListener",
-    "get_health_service",
 ]

@@ -10,8 +10,8 @@ from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import Field, field_validator
 
-from .._model import ConfigModel
-from ..errors import ConfigurationError, FieldError
+from .._model import ConfigModel, Count, PositiveSeconds
+from ..errors import ConfigurationError, FieldError, ResilienceError
 from ._status import CheckResult, ServiceStatus
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ConnectionPoolHealthCheck",
     "HealthCheck",
     "HealthCheckConfig",
+    "InvalidCheckResult",
     "PoolHealthLike",
     "PoolLike",
     "SimpleHealthCheck",
@@ -38,16 +39,16 @@ class HealthCheckConfig(ConfigModel):
     name: str | None = None
     """A label; checks built without an explicit name take it as their name."""
 
-    interval: Annotated[float, Field(gt=0)] = 60.0
+    interval: PositiveSeconds = 60.0
     """Seconds between the starts of two background runs."""
 
-    timeout: Annotated[float, Field(gt=0)] = 10.0
+    timeout: PositiveSeconds = 10.0
     """Seconds a run may take before it is cut off and counted as a failure."""
 
-    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    failure_threshold: Count = 3
     """Consecutive failures that make the check UNHEALTHY (DEGRADED before that)."""
 
-    success_threshold: Annotated[int, Field(ge=1)] = 1
+    success_threshold: Count = 1
     """Consecutive successes that make an UNHEALTHY check HEALTHY again."""
 
     critical: bool = False
@@ -98,30 +99,61 @@ class HealthCheck(abc.ABC):
         )
 
 
-def to_result(value: object) -> CheckResult:
-    """Interpret what a check function returned.
+class InvalidCheckResult(ResilienceError, TypeError):
+    """A check returned something that is not a verdict.
 
-    ``False`` fails; a :class:`ServiceStatus` is taken as the status; a
-    :class:`CheckResult` as it is; anything else (``True``, ``None``, a pong
-    object...) passes.
+    Only ``True`` and ``None`` (healthy), ``False`` (unhealthy), a
+    :class:`ServiceStatus` or a :class:`CheckResult` are results; anything
+    else (``"DOWN"``, ``0``, a dict, a coroutine that was never awaited) is
+    ambiguous, so the run fails with this error rather than pass by accident.
+    The message names the check and the type returned, never the value
+    (which may be a response body holding secrets).
     """
+
+    def __init__(self, check: str, value: object) -> None:
+        self.check = check
+        self.returned = type(value)
+        hint = (
+            " (an awaitable: a check function must await it, not return it)"
+            if inspect.isawaitable(value)
+            else ""
+        )
+        super().__init__(
+            f"health check {check!r} returned {type(value).__qualname__}{hint}; "
+            "a check must return True, None, False, a ServiceStatus or a CheckResult"
+        )
+
+
+def to_result(value: object, check: str = "?") -> CheckResult:
+    """Interpret what check ``check`` returned.
+
+    ``True`` and ``None`` pass; ``False`` fails; a :class:`ServiceStatus` is
+    taken as the status; a :class:`CheckResult` as it is. Anything else
+    raises :class:`InvalidCheckResult` (an awaitable returned by mistake is
+    closed first, so it never runs half-way).
+    """
+    if value is True or value is None:
+        return CheckResult(ServiceStatus.HEALTHY)
     if isinstance(value, CheckResult):
         return value
-    if isinstance(value, ServiceStatus):
-        return CheckResult(value)
     if value is False:
         return CheckResult(ServiceStatus.UNHEALTHY, "check returned False")
-    return CheckResult(ServiceStatus.HEALTHY)
+    if isinstance(value, ServiceStatus):
+        return CheckResult(value)
+    if inspect.iscoroutine(value):
+        value.close()  # never awaited: close it so that it does not warn later
+    raise InvalidCheckResult(check, value)
 
 
 class SimpleHealthCheck(HealthCheck):
     """A check made of one function, sync or async.
 
-    ``func()`` may return ``False`` (fail), a :class:`ServiceStatus`, a
-    :class:`CheckResult`, or anything else including ``None`` (pass), so
-    ``exchange.ping`` can be used as it is. Raising is a failure. A sync
-    function runs on the event loop: keep it quick (wrap blocking work in
-    :func:`asyncio.to_thread`).
+    ``func()`` returns ``True`` or ``None`` (pass), ``False`` (fail), a
+    :class:`ServiceStatus` or a :class:`CheckResult`; anything else is a
+    failed run with :class:`InvalidCheckResult` naming the check and the type
+    returned (``"DOWN"`` or ``0`` never pass by accident). Raising is a
+    failure. A sync function runs on the event loop: keep it quick (wrap
+    blocking work in :func:`asyncio.to_thread`).
     """
 
     def __init__(
@@ -136,7 +168,7 @@ class SimpleHealthCheck(HealthCheck):
         value = self.func()
         if inspect.isawaitable(value):
             value = await value
-        return to_result(value)
+        return to_result(value, self.name)
 
 
 class PoolHealthLike(Protocol):
@@ -280,18 +312,58 @@ def _snapshot_dict(snapshot: object) -> dict[str, Any]:
 
 
 _MAX_ERROR_CHARS = 200
+"""The longest message :func:`describe_error` returns (after the type name)."""
+_SCRUB_WINDOW = 1000
+"""How many characters of a message the scrubber ever looks at.
+
+The message is cut to this many characters *before* any pattern runs, so a
+1 MB exchange body echoed into an exception costs the same as a short one.
+The window is wider than the output because masking and whitespace folding
+shorten the text.
+"""
 _SECRET_VALUE = re.compile(
     r"(?i)\b((?:api[_-]?key|apikey|secret|token|password|passwd|passphrase|signature|"
-    r"sign|auth[a-z_]*|access[_-]?key|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"
+    r"sign|auth[a-z_]*|access[_-]?key|private[_-]?key)[\"']?\s?[:=]\s?[\"']?)[^\"'&\s,;}]+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # scheme://[userinfo@]host[:port] then path, query, fragment up to a space or quote.
+# The scheme is at most 32 characters: an unbounded one made every start inside
+# "a.a.a.a..." scan to the end of the text (quadratic).
 _URL = re.compile(
-    r"(?i)\b([a-z][a-z0-9+.-]*://)"  # scheme
+    r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)"  # scheme
     r"(?:[^\s/?#@'\"<>]*@)?"  # userinfo (dropped)
     r"([^\s/?#'\"<>\\]*)"  # host[:port]
     r"[^\s'\"<>]*"  # path, query, fragment (dropped)
 )
+
+
+def _scrub(text: str) -> str:
+    """Mask URLs and secret values in ``text`` (already cut, whitespace folded).
+
+    Every pattern is linear in ``len(text)``; callers pass at most
+    ``_SCRUB_WINDOW`` characters.
+    """
+    text = _URL.sub(r"\1\2", text)
+    text = _BEARER.sub(r"\1 ***", text)
+    return _SECRET_VALUE.sub(r"\1***", text)
+
+
+def _drop_cut_url(word: str) -> str:
+    """``word`` (cut at its end) without its last URL, which may be cut short.
+
+    A URL cut before the ``@`` that ends its user info would show the user
+    info as the host.
+    """
+    at = word.rfind("://")
+    if at < 0:
+        return word
+    start = at
+    while start > 0 and (word[start - 1] in _SCHEME_CHARS):
+        start -= 1
+    return word[:start]
+
+
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -301,17 +373,26 @@ def describe_error(exc: BaseException) -> str:
     query or fragment: a webhook's path is its secret), values that follow
     secret-looking keys (``apiKey=``, ``"secret": ``, ``signature=``,
     ``Bearer ...``) are masked, best effort, and the text is cut to 200
-    characters.
+    characters. Only the first 1,000 characters of the message are ever
+    looked at, so the cost does not grow with the message (an exchange's
+    whole response body echoed into a ccxt error).
     """
     try:
         text = str(exc)
     except Exception:  # an exception whose __str__ fails still has a type
         text = ""
-    text = _URL.sub(r"\1\2", text)
-    text = _BEARER.sub(r"\1 ***", text)
-    text = _SECRET_VALUE.sub(r"\1***", text)
-    text = " ".join(text.split())
-    if len(text) > _MAX_ERROR_CHARS:
-        text = text[: _MAX_ERROR_CHARS - 3] + "..."
     name = type(exc).__name__
+    cut = mid_word = False
+    if len(text) > _SCRUB_WINDOW:
+        text = text.lstrip()
+        if len(text) > _SCRUB_WINDOW:
+            cut = True
+            mid_word = not (text[_SCRUB_WINDOW - 1].isspace() or text[_SCRUB_WINDOW].isspace())
+            text = text[:_SCRUB_WINDOW]
+    words = text.split()
+    if mid_word:
+        words[-1] = _drop_cut_url(words[-1])
+    text = _scrub(" ".join(words))
+    if cut or len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 3] + "..."
     return f"{name}: {text}" if text else name

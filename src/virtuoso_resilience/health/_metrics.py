@@ -38,7 +38,11 @@ class CheckMetricsSnapshot:
     ``successes`` counts passing and warning runs, ``failures`` failed ones
     (returned a failure, raised, or timed out); ``failure_patterns`` counts
     failures by kind: ``"timeout"``, ``"failed"`` (the check reported a
-    failure) or the name of the exception type raised.
+    failure), ``"abandoned"`` (not run: the last run was cut off and still
+    ignores its cancellation) or the name of the exception type raised.
+    ``abandoned_runs`` counts runs that were cut off (timeout or ``stop()``)
+    and ignored the cancellation; ``abandoned_running`` is True while such a
+    run is still alive (no other run of the check starts meanwhile).
     """
 
     total_runs: int
@@ -54,6 +58,8 @@ class CheckMetricsSnapshot:
     response_time: ResponseTimeStats = field(
         default_factory=lambda: ResponseTimeStats(0, None, None, None, None)
     )
+    abandoned_runs: int = 0
+    abandoned_running: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
@@ -69,6 +75,8 @@ class CheckMetricsSnapshot:
             "last_error": self.last_error,
             "failure_patterns": dict(self.failure_patterns),
             "response_time": self.response_time.as_dict(),
+            "abandoned_runs": self.abandoned_runs,
+            "abandoned_running": self.abandoned_running,
         }
 
 
@@ -77,6 +85,7 @@ class CheckMetrics:
 
     __slots__ = (
         "_durations",
+        "abandoned_runs",
         "consecutive_failures",
         "consecutive_successes",
         "failure_patterns",
@@ -97,20 +106,24 @@ class CheckMetrics:
         self.last_failure_at: float | None = None
         self.last_error: str | None = None
         self.failure_patterns: dict[str, int] = {}
+        self.abandoned_runs = 0
 
     @property
     def total_runs(self) -> int:
         return self.successes + self.failures
 
-    def record_success(self, at: float, duration: float) -> None:
-        self._durations.append(duration)
+    def record_success(self, at: float, duration: float | None) -> None:
+        if duration is not None:
+            self._durations.append(duration)
         self.successes += 1
         self.consecutive_successes += 1
         self.consecutive_failures = 0
         self.last_success_at = at
 
-    def record_failure(self, at: float, duration: float, kind: str, error: str) -> None:
-        self._durations.append(duration)
+    def record_failure(self, at: float, duration: float | None, kind: str, error: str) -> None:
+        """Count a failed run; ``duration`` None: nothing ran (not a response time)."""
+        if duration is not None:
+            self._durations.append(duration)
         self.failures += 1
         self.consecutive_failures += 1
         self.consecutive_successes = 0
@@ -126,7 +139,7 @@ class CheckMetrics:
         p95 = durations[max(0, math.ceil(0.95 * n) - 1)]
         return ResponseTimeStats(n, sum(durations) / n, durations[0], durations[-1], p95)
 
-    def snapshot(self) -> CheckMetricsSnapshot:
+    def snapshot(self, *, abandoned_running: bool = False) -> CheckMetricsSnapshot:
         total = self.total_runs
         return CheckMetricsSnapshot(
             total_runs=total,
@@ -140,4 +153,6 @@ class CheckMetrics:
             last_error=self.last_error,
             failure_patterns=dict(self.failure_patterns),
             response_time=self.response_time(),
+            abandoned_runs=self.abandoned_runs,
+            abandoned_running=abandoned_running,
         )

@@ -8,171 +8,35 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from pydantic import Field
+
+from .._events import Listeners
+from .._model import ConfigModel, Count, PositiveSeconds
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._checks import HealthCheck, HealthCheckConfig, describe_error, to_result
 from ._graph import DependencyCycleError, NodeStatus, evaluate, find_cycle, overall_status
-from ._metrics import CheckMetrics, CheckMetricsSnapshot
+from ._listeners import StatusCall, StatusListener
+from ._metrics import CheckMetrics
+from ._report import STILL_RUNNING, CheckReport, HealthReport
 from ._status import CheckResult, HealthChange, ServiceStatus
 
 __all__ = [
     "CheckReport",
     "HealthReport",
     "HealthService",
-    "StatusListener",
-    "get_health_service",
 ]
 
 log = logging.getLogger("virtuoso_resilience.health")
 
 T = TypeVar("T")
-StatusListener = Callable[..., Any]
-"""``f(status)`` or ``f(status, change)``, sync or async."""
 
 _MAX_PENDING = 100  # undelivered changes kept per listener (oldest dropped)
-
-
-# --------------------------------------------------------------------- reports
-
-
-@dataclass(frozen=True, slots=True)
-class CheckReport:
-    """One check as the service sees it at one moment (times: service clock, seconds).
-
-    ``status`` is the *effective* status (own status combined with the
-    dependencies'), ``own_status`` what the check's own results say,
-    ``root_cause`` the deepest failing check behind ``status`` (None when
-    HEALTHY; the check itself when nothing deeper explains it).
-    """
-
-    name: str
-    status: ServiceStatus
-    own_status: ServiceStatus
-    root_cause: str | None
-    depends_on: tuple[str, ...]
-    dependants: tuple[str, ...]
-    critical: bool
-    component_type: str
-    result: CheckResult | None
-    last_run_at: float | None
-    last_duration: float | None
-    config: dict[str, Any]
-    metrics: CheckMetricsSnapshot
-
-    def output(self) -> str:
-        """A short explanation of a non-healthy status ("" when HEALTHY)."""
-        parts: list[str] = []
-        if self.own_status is not ServiceStatus.HEALTHY:
-            if self.result is None:
-                parts.append("not checked yet")
-            elif self.result.message:
-                parts.append(self.result.message)
-            else:
-                parts.append(f"check reports {self.own_status.value}")
-        if self.status > self.own_status and self.root_cause not in (None, self.name):
-            parts.append(f"affected by dependency {self.root_cause!r}")
-        return "; ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping."""
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "ietf_status": self.status.ietf,
-            "own_status": self.own_status.value,
-            "root_cause": self.root_cause,
-            "depends_on": list(self.depends_on),
-            "dependants": list(self.dependants),
-            "critical": self.critical,
-            "component_type": self.component_type,
-            "message": self.result.message if self.result is not None else None,
-            "details": dict(self.result.details) if self.result is not None else {},
-            "output": self.output(),
-            "last_run_at": self.last_run_at,
-            "last_duration": self.last_duration,
-            "config": dict(self.config),
-            "metrics": self.metrics.as_dict(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    """The whole service at one moment: overall status, root cause, every check.
-
-    ``missing`` lists dependency names no registered check answers to (they
-    count as UNKNOWN). ``at`` is the service clock's time, ``wall_time`` the
-    matching Unix time (seconds).
-    """
-
-    status: ServiceStatus
-    root_cause: str | None
-    checks: Mapping[str, CheckReport]
-    missing: tuple[str, ...]
-    running: bool
-    at: float
-    wall_time: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping (what :meth:`HealthService.snapshot` returns)."""
-        return {
-            "overall_status": self.status.value,
-            "ietf_status": self.status.ietf,
-            "root_cause": self.root_cause,
-            "running": self.running,
-            "at": self.at,
-            "checks": {name: c.as_dict() for name, c in self.checks.items()},
-            "missing_dependencies": list(self.missing),
-        }
-
-    def to_health_json(
-        self, *, description: str | None = None, version: str | None = None
-    ) -> dict[str, Any]:
-        """An ``application/health+json`` body (draft-inadarei-api-health-check).
-
-        Each check appears as ``"<name>:responseTime"`` with its effective
-        status, the last run's duration in milliseconds as ``observedValue``
-        and, for ``warn``/``fail``, an ``output`` that names the root cause.
-        """
-        body: dict[str, Any] = {"status": self.status.ietf}
-        if version is not None:
-            body["version"] = version
-        if description is not None:
-            body["description"] = description
-        if self.status is not ServiceStatus.HEALTHY:
-            body["output"] = f"{self.status.value}" + (
-                f"; root cause: {self.root_cause}" if self.root_cause else ""
-            )
-        checks: dict[str, list[dict[str, Any]]] = {}
-        for name, c in self.checks.items():
-            entry: dict[str, Any] = {
-                "componentId": name,
-                "componentType": c.component_type,
-                "status": c.status.ietf,
-            }
-            if c.last_duration is not None:
-                entry["observedValue"] = round(c.last_duration * 1000.0, 3)
-                entry["observedUnit"] = "ms"
-            if c.last_run_at is not None:
-                entry["time"] = _iso(self.wall_time - (self.at - c.last_run_at))
-            if c.status is not ServiceStatus.HEALTHY:
-                entry["output"] = c.output()
-            if c.depends_on:
-                entry["dependsOn"] = list(c.depends_on)
-            checks[f"{name.replace(':', '_')}:responseTime"] = [entry]
-        body["checks"] = checks
-        return body
-
-
-def _iso(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+_MAX_METRICS_WINDOW = 100_000
 
 
 # --------------------------------------------------------------------- internals
@@ -193,6 +57,9 @@ class _Entry:
         "metrics",
         "monitor",
         "result",
+        "straggler",
+        "straggler_counted",
+        "straggler_since",
         "tripped",
         "tripped_critical",
         "wake",
@@ -214,6 +81,11 @@ class _Entry:
         self.inflight: asyncio.Task[None] | None = None
         self.wake: asyncio.Future[None] | None = None
         self.watched: HealthCheckConfig | None = None
+        # A run that was cut off (timeout, stop) and has not ended yet. While
+        # it lives no other run of the check starts: at most one is alive.
+        self.straggler: asyncio.Future[Any] | None = None
+        self.straggler_since: float | None = None
+        self.straggler_counted = False
 
     def own_status(self) -> ServiceStatus:
         result = self.result
@@ -226,8 +98,14 @@ class _Entry:
             return result.status
         return ServiceStatus.DEGRADED
 
-    def apply(self, result: CheckResult, kind: str | None, at: float, duration: float) -> None:
-        """Fold one run's result into the counters and the tripped state."""
+    def apply(
+        self, result: CheckResult, kind: str | None, at: float, duration: float | None
+    ) -> None:
+        """Fold one run's result into the counters and the tripped state.
+
+        ``duration`` None: the run did not happen (its check was still busy);
+        it counts as a failure but not as a response time.
+        """
         config = self.check.config
         metrics = self.metrics
         if result.passed:
@@ -243,17 +121,36 @@ class _Entry:
                 self.tripped_critical = result.status is ServiceStatus.CRITICAL
         self.result = result
         self.last_run_at = at
-        self.last_duration = duration
+        if duration is not None:
+            self.last_duration = duration
 
+    def straggling(self) -> bool:
+        """True while a run that was cut off is still alive."""
+        straggler = self.straggler
+        return straggler is not None and not straggler.done()
 
-class _Listener:
-    __slots__ = ("callback", "pending", "wants_change", "worker")
+    def abandon(self, run: asyncio.Future[Any], at: float) -> None:
+        """Cancel ``run`` (a check function's task) and remember it until it ends."""
+        run.cancel()
+        if run.done():
+            return
+        self.straggler = run
+        self.straggler_since = at
+        self.straggler_counted = False
+        run.add_done_callback(self._straggler_done)
 
-    def __init__(self, callback: StatusListener, wants_change: bool) -> None:
-        self.callback = callback
-        self.wants_change = wants_change
-        self.pending: deque[HealthChange] = deque(maxlen=_MAX_PENDING)
-        self.worker: asyncio.Task[None] | None = None
+    def count_straggler(self) -> None:
+        """Count the live straggler as an abandoned run (once): it ignored cancellation."""
+        if self.straggling() and not self.straggler_counted:
+            self.straggler_counted = True
+            self.metrics.abandoned_runs += 1
+
+    def _straggler_done(self, run: asyncio.Future[Any]) -> None:
+        _consume(run)
+        if run is self.straggler:
+            self.straggler = None
+            self.straggler_since = None
+            self.straggler_counted = False
 
 
 class _ConfigObserver:
@@ -271,43 +168,20 @@ class _ConfigObserver:
             service._config_changed(entry, field_name)
 
 
-def _wants_change(listener: StatusListener) -> bool:
-    """True when ``listener`` names a second positional parameter.
+class _ServiceArguments(ConfigModel):
+    """:class:`HealthService`'s numeric arguments, validated the one way."""
 
-    A bare ``*args`` (a decorator without :func:`functools.wraps`) counts as
-    one argument: such a listener gets the status only.
-    """
+    listener_timeout: PositiveSeconds = 10.0
+    metrics_window: Annotated[Count, Field(le=_MAX_METRICS_WINDOW)] = 100
+
+
+def _arguments(**values: Any) -> _ServiceArguments:
     try:
-        signature = inspect.signature(listener)
-    except (TypeError, ValueError):
-        return False
-    positional = required = 0
-    star = False
-    for param in signature.parameters.values():
-        if param.kind is inspect.Parameter.VAR_POSITIONAL:
-            star = True
-        elif param.kind in (
-            inspect.Parameter.POSITIONAL_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        ):
-            positional += 1
-            required += param.default is inspect.Parameter.empty
-    if positional == 0 and not star:
-        raise TypeError(
-            f"status listener {_name_of(listener)} must accept the new status as an argument"
-        )
-    if required > 2:
-        raise TypeError(
-            f"status listener {_name_of(listener)} must accept (status) or (status, change), "
-            f"not {required} required arguments"
-        )
-    return positional >= 2
-
-
-def _name_of(listener: object) -> str:
-    """A listener's name for logs; never its repr (which may show secrets)."""
-    name = getattr(listener, "__qualname__", None)
-    return name if isinstance(name, str) else type(listener).__qualname__
+        return _ServiceArguments(**values)
+    except ConfigurationError as exc:  # name the service, not the private model
+        raise ConfigurationError(
+            [FieldError("HealthService", e.field, e.value, e.allowed) for e in exc.errors]
+        ) from None
 
 
 def _being_cancelled() -> bool:
@@ -325,7 +199,7 @@ async def _call_check(check: HealthCheck) -> CheckResult:
     value: object = check.check()
     if inspect.isawaitable(value):
         value = await value
-    return to_result(value)
+    return to_result(value, check.name)
 
 
 async def _wait_all(tasks: Iterable[asyncio.Future[Any]], timer: asyncio.Future[Any]) -> list[Any]:
@@ -344,20 +218,19 @@ async def _reap(task: asyncio.Future[Any]) -> None:
         await asyncio.wait((task,))
 
 
+def _cancel_once(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` unless it is already being cancelled.
+
+    A second cancellation would interrupt the first one's cleanup (an
+    ``await`` in a ``finally`` block).
+    """
+    if isinstance(task, asyncio.Task) and task.cancelling():
+        return
+    task.cancel()
+
+
 def _task_name(task: asyncio.Future[Any]) -> str:
     return task.get_name() if isinstance(task, asyncio.Task) else type(task).__name__
-
-
-def _log_listener_error(listener: object, exc: BaseException) -> None:
-    # Type and masked message only: a traceback would repeat the raw message
-    # (an alert webhook's URL holds its token).
-    log.warning("status listener %s raised %s; ignored", _name_of(listener), describe_error(exc))
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError([FieldError("HealthService", name, value, "must be a number > 0")])
-    return float(value)
 
 
 # --------------------------------------------------------------------- service
@@ -373,9 +246,10 @@ class HealthService:
 
     ``clock`` supplies time and sleeping (inject a
     :class:`~virtuoso_resilience.FakeClock` in tests). ``listener_timeout``
-    (seconds) bounds each call of an async status listener, and each of the
-    two waits of :meth:`stop`; ``metrics_window`` is how many recent runs the
-    response-time statistics cover.
+    (finite seconds > 0) bounds each call of an async status listener, and
+    each of the two waits of :meth:`stop`; ``metrics_window`` (1 to 100,000)
+    is how many recent runs the response-time statistics cover. A bad value
+    is a :class:`~virtuoso_resilience.ConfigurationError` naming it.
     """
 
     def __init__(
@@ -385,34 +259,54 @@ class HealthService:
         listener_timeout: float = 10.0,
         metrics_window: int = 100,
     ) -> None:
-        self._clock = clock
-        self.listener_timeout = _positive("listener_timeout", listener_timeout)
-        if (
-            isinstance(metrics_window, bool)
-            or not isinstance(metrics_window, int)
-            or (metrics_window < 1)
-        ):
-            raise ConfigurationError(
-                [FieldError("HealthService", "metrics_window", metrics_window, "must be >= 1")]
+        if not isinstance(clock, Clock):
+            raise TypeError(
+                f"HealthService: clock must have now() and sleep(), not {type(clock).__qualname__}"
             )
-        self._window = metrics_window
+        args = _arguments(listener_timeout=listener_timeout, metrics_window=metrics_window)
+        self._clock = clock
+        self._listener_timeout = args.listener_timeout
+        self._window = args.metrics_window
         self._entries: dict[str, _Entry] = {}
         self._graph: dict[str, tuple[str, ...]] = {}
         self._nodes: dict[str, NodeStatus] = {}
         self._overall = ServiceStatus.HEALTHY
         self._overall_root: str | None = None
-        self._listeners: list[_Listener] = []
+        self._listeners: Listeners[HealthChange] = Listeners(
+            "health service", timeout=args.listener_timeout, max_pending=_MAX_PENDING, clock=clock
+        )
+        self._status_calls: list[StatusCall] = []
+        self._outbox: deque[HealthChange] = deque()  # changes published while publishing
+        self._publishing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # Helper tasks a service task awaits (a check function's run, an async
         # listener's call, a clock timer) -> that task.
         self._awaited: dict[asyncio.Future[Any], asyncio.Task[Any] | None] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # where the tasks live
         self._running = False
+        # Check name -> its cut-off run that has not ended yet; outlives the
+        # entry, so unregistering and registering again never starts a second.
+        self._stragglers: dict[str, asyncio.Future[Any]] = {}
 
     @property
     def clock(self) -> Clock:
         """The clock the service reads and sleeps on."""
         return self._clock
+
+    @property
+    def listener_timeout(self) -> float:
+        """Seconds an async status listener's call may take (and each wait of :meth:`stop`).
+
+        May be changed at run time; a bad value raises
+        :class:`~virtuoso_resilience.ConfigurationError` and keeps the old one.
+        """
+        return self._listener_timeout
+
+    @listener_timeout.setter
+    def listener_timeout(self, value: float) -> None:
+        checked = _arguments(listener_timeout=value).listener_timeout
+        self._listener_timeout = checked
+        self._listeners.timeout = checked
 
     @property
     def running(self) -> bool:
@@ -464,6 +358,11 @@ class HealthService:
         if cycle is not None:
             raise DependencyCycleError(name, deps, cycle)
         entry = _Entry(check, deps, self._window)
+        straggler = self._stragglers.get(name)
+        if straggler is not None and not straggler.done():
+            entry.straggler = straggler
+            entry.straggler_since = self._clock.now()
+            straggler.add_done_callback(entry._straggler_done)
         self._entries[name] = entry
         self._graph = graph
         self._watch(entry)
@@ -512,29 +411,29 @@ class HealthService:
         ``listener(status)`` gets the new :class:`ServiceStatus`; a listener
         that names a second positional parameter (``def f(status, change)``)
         also gets a :class:`HealthChange`; a bare ``*args`` gets the status
-        only. Sync and async listeners work. Calls to one listener happen in
-        order, one at a time, in their own task: each async call is cut off
-        after ``listener_timeout`` seconds, and a listener that raises is
-        logged (type and masked message) and ignored. A *sync* listener runs
-        on the event loop thread and cannot be cut off: keep it quick, and do
-        slow work (HTTP alerts...) in an async listener. Adding the same
-        listener twice has no effect. Returns ``listener``.
+        only. Delivery follows the project's one listener contract
+        (``virtuoso_resilience._events.Listeners``): a *sync* listener runs
+        at once, on the event loop thread, where nothing can cut it off: keep
+        it quick. An *async* listener's calls run in order, one at a time, in
+        that listener's own task, each cut off after ``listener_timeout``
+        seconds, so it never delays monitoring nor another listener. A
+        listener that raises is logged (type and masked message) and
+        ignored. Adding the same listener twice has no effect. Returns
+        ``listener``.
         """
-        if not callable(listener):
-            raise TypeError(f"status listener must be callable, not {listener!r}")
-        if any(slot.callback == listener for slot in self._listeners):
+        if any(call.listener == listener for call in self._status_calls):
             return listener
-        self._listeners.append(_Listener(listener, _wants_change(listener)))
+        call = StatusCall(listener)
+        self._status_calls.append(call)
+        self._listeners.add(call)
         return listener
 
     def remove_status_listener(self, listener: StatusListener) -> None:
         """Stop calling ``listener`` (undelivered changes are dropped)."""
-        for slot in self._listeners:
-            if slot.callback == listener:
-                self._listeners.remove(slot)
-                slot.pending.clear()
-                if slot.worker is not None:
-                    slot.worker.cancel()
+        for call in self._status_calls:
+            if call.listener == listener:
+                self._status_calls.remove(call)
+                self._listeners.remove(call)
                 return
         raise KeyError(f"status listener {listener!r} is not registered")
 
@@ -544,8 +443,8 @@ class HealthService:
         """Start background monitoring: every check runs now, then every ``interval``.
 
         Idempotent; may be called again after :meth:`stop`, and in another
-        event loop once the previous one has ended. Listener calls left
-        undelivered by :meth:`stop` are delivered now.
+        event loop once the previous one has ended. A check whose run was cut
+        off and ignores cancellation is not run again until that run ends.
         """
         self._bind_loop()
         if self._running:
@@ -553,9 +452,6 @@ class HealthService:
         self._running = True
         for entry in self._entries.values():
             self._start_monitor(entry)
-        for slot in self._listeners:
-            if slot.pending:
-                self._start_worker(slot)
 
     async def stop(self) -> None:
         """Stop monitoring; return once the service's tasks have ended.
@@ -564,52 +460,58 @@ class HealthService:
            recorded for a cancelled run).
         2. Listener calls already queued (changes that happened before
            ``stop``) are delivered, for at most ``listener_timeout`` seconds.
-        3. What is still running is cancelled, and ``stop`` waits, again for
-           at most ``listener_timeout`` seconds, for it to finish (cleanup in
+        3. What is still running is cancelled (undelivered changes are
+           dropped), and ``stop`` waits, again for at most
+           ``listener_timeout`` seconds, for it to finish (cleanup in
            ``finally`` blocks included). A task that ignores cancellation
-           longer is abandoned with a warning.
+           longer is abandoned with a warning. A check run that had already
+           ignored its cancellation before (cut off by its timeout and still
+           running) is cancelled again but not waited for: it is counted in
+           that check's ``abandoned_runs``.
 
-        Queued changes whose delivery had not begun stay queued for the next
-        :meth:`start`. Both waits are on the service clock. Idempotent.
+        Both waits are on the service clock. Idempotent.
         """
         loop = self._bind_loop()
         self._running = False
         spared = self._callers(asyncio.current_task())  # stop() called from a check/listener
+        stragglers: set[asyncio.Future[Any]] = set()
         for entry in self._entries.values():
             for task in (entry.monitor, entry.inflight):
                 if task is not None and task not in spared:
                     task.cancel()
             entry.monitor = entry.inflight = None
+            straggler = entry.straggler
+            if entry.straggling() and straggler is not None and straggler not in spared:
+                straggler.cancel()  # once more; it has shown it may not listen
+                entry.count_straggler()
+                stragglers.add(straggler)
         timer: asyncio.Task[None] | None = None
         try:
-            workers = [
-                slot.worker
-                for slot in self._listeners
-                if slot.worker is not None and not slot.worker.done() and slot.worker not in spared
-            ]
-            if workers:
-                timer = loop.create_task(self._clock.sleep(self.listener_timeout))
-                await _wait_all(workers, timer)
-                await _reap(timer)
-                timer = None
+            await self._listeners.drain(within=self._listener_timeout)
+            ending = self._listeners.close()
             leftovers = [
                 t
-                for t in (*self._tasks, *self._awaited)
-                if not t.done() and t not in spared and self._awaited.get(t) not in spared
+                for t in (*self._tasks, *self._awaited, *ending)
+                if not t.done()
+                and t not in spared
+                and t not in stragglers
+                and self._awaited.get(t) not in spared
             ]
             if leftovers:
                 for leftover in leftovers:
-                    leftover.cancel()
-                timer = loop.create_task(self._clock.sleep(self.listener_timeout))
+                    _cancel_once(leftover)
+                timer = loop.create_task(self._clock.sleep(self._listener_timeout))
                 stuck = await _wait_all(leftovers, timer)
                 if stuck:
                     log.warning(
                         "health service stopped; %d task(s) ignored cancellation for %gs "
                         "and were abandoned: %s",
                         len(stuck),
-                        self.listener_timeout,
+                        self._listener_timeout,
                         ", ".join(sorted(_task_name(t) for t in stuck)),
                     )
+            for entry in self._entries.values():
+                entry.count_straggler()
         finally:
             if timer is not None:
                 await _reap(timer)
@@ -649,8 +551,8 @@ class HealthService:
                 old.call_soon_threadsafe(task.cancel)
         for entry in self._entries.values():
             entry.monitor = entry.inflight = entry.wake = None
-        for slot in self._listeners:
-            slot.worker = None
+            entry.straggler = entry.straggler_since = None  # its loop cancels it
+        self._stragglers.clear()
         self._running = False
 
     async def __aenter__(self) -> HealthService:
@@ -712,16 +614,28 @@ class HealthService:
             # The run itself was cancelled (stop(), unregister): nothing recorded.
 
     async def _monitor(self, entry: _Entry) -> None:
+        """Run ``entry``'s check every interval until cancelled.
+
+        Survives everything but its own cancellation: the check's outcomes
+        are recorded by :meth:`_execute`; anything that still escapes (a bug
+        here, a ``BaseException`` from a foreign task) is logged and
+        monitoring goes on.
+        """
         while True:
             try:
                 await self._run(entry)
-            except Exception as exc:  # a bug in the service itself; keep monitoring
-                # No traceback: the exception may carry a check's raw text.
-                log.error(
-                    "health check %r: internal error: %s", entry.check.name, describe_error(exc)
-                )
-                entry.last_started = self._clock.now()
-            await self._sleep_until_due(entry)
+                await self._sleep_until_due(entry)
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise
+                self._internal_error(entry, "CancelledError")
+            except BaseException as exc:  # the monitor must not die
+                self._internal_error(entry, describe_error(exc))
+
+    def _internal_error(self, entry: _Entry, what: str) -> None:
+        # No traceback: the exception may carry a check's raw text.
+        log.error("health check %r: internal error: %s", entry.check.name, what)
+        entry.last_started = self._clock.now()  # no busy loop: wait an interval
 
     async def _sleep_until_due(self, entry: _Entry) -> None:
         loop = asyncio.get_running_loop()
@@ -743,27 +657,19 @@ class HealthService:
                 wake.cancel()
                 entry.wake = None
 
-    async def _wait_for(self, awaitable: Awaitable[T], limit: float) -> asyncio.Future[T] | None:
-        """Await with a timeout on the service clock; None if it timed out.
+    async def _wait_for(self, work: asyncio.Future[T], limit: float) -> bool:
+        """Wait for ``work`` at most ``limit`` seconds on the service clock.
 
-        The awaitable runs as its own task, so one that ignores cancellation
-        is abandoned rather than waited for.
+        True when it finished. Neither cancels ``work`` (the caller decides)
+        nor waits for it beyond ``limit``, so one that ignores cancellation
+        never holds the caller up.
         """
-        work = self._helper(awaitable)
         timer = self._helper(self._clock.sleep(limit))
         try:
             await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            work.cancel()
-            work.add_done_callback(_consume)
-            raise
         finally:
             timer.cancel()
-        if work.done():
-            return work
-        work.cancel()
-        work.add_done_callback(_consume)
-        return None
+        return work.done()
 
     def _helper(self, awaitable: Awaitable[T]) -> asyncio.Future[T]:
         """Run ``awaitable`` as a task the current task awaits; stop() waits for it."""
@@ -777,33 +683,84 @@ class HealthService:
 
     async def _execute(self, entry: _Entry) -> None:
         check = entry.check
-        timeout = check.config.timeout
         clock = self._clock
+        if entry.straggling():
+            # The last run was cut off and ignores cancellation: never run a
+            # second copy beside it (one more leaked task per interval).
+            self._record_straggling(entry)
+            return
+        timeout = check.config.timeout
         started = clock.now()
         entry.last_started = started
-        done = await self._wait_for(_call_check(check), timeout)
+        work = self._helper(_call_check(check))
+        try:
+            finished = await self._wait_for(work, timeout)
+        except asyncio.CancelledError:  # stop(), unregister: nothing recorded
+            self._abandon(entry, work)
+            raise
         kind: str | None = None
-        if done is None:
+        if not finished:
+            self._abandon(entry, work)
             result = CheckResult(ServiceStatus.UNHEALTHY, f"timed out after {timeout:g}s")
             kind = "timeout"
-        elif done.cancelled():
-            log.warning("health check %r was cancelled from inside; no result", check.name)
-            return
+        elif work.cancelled():  # the check raised CancelledError itself
+            log.warning(
+                "health check %r cancelled itself (CancelledError); a failed run", check.name
+            )
+            result = CheckResult(ServiceStatus.UNHEALTHY, "CancelledError: the check was cancelled")
+            kind = "CancelledError"
+        elif (exc := work.exception()) is None:
+            result = work.result()
         else:
-            exc = done.exception()
-            if exc is None:
-                result = done.result()
-            elif isinstance(exc, Exception):
-                result = CheckResult(ServiceStatus.UNHEALTHY, describe_error(exc))
-                kind = type(exc).__name__
-            else:  # pragma: no cover - KeyboardInterrupt & co. propagate
-                raise exc
+            result = CheckResult(ServiceStatus.UNHEALTHY, describe_error(exc))
+            kind = type(exc).__name__
+            if not isinstance(exc, Exception):
+                log.warning(
+                    "health check %r raised %s (a BaseException); a failed run",
+                    check.name,
+                    type(exc).__qualname__,
+                )
         now = clock.now()
         if entry.active:
             self._record(entry, result, kind, now, now - started)
 
+    def _abandon(self, entry: _Entry, work: asyncio.Future[Any]) -> None:
+        """Cancel a run cut off and remember it, by check name, until it ends."""
+        entry.abandon(work, self._clock.now())
+        if work.done():
+            return
+        name = entry.check.name
+        self._stragglers[name] = work
+        stragglers = self._stragglers
+
+        def forget(done: asyncio.Future[Any]) -> None:
+            if stragglers.get(name) is done:
+                del stragglers[name]
+
+        work.add_done_callback(forget)
+
+    def _record_straggling(self, entry: _Entry) -> None:
+        straggler = entry.straggler
+        if straggler is not None:
+            straggler.cancel()  # ask again: it may listen this time
+        entry.count_straggler()
+        now = self._clock.now()
+        entry.last_started = now
+        since = entry.straggler_since if entry.straggler_since is not None else now
+        result = CheckResult(
+            ServiceStatus.UNHEALTHY,
+            f"the run cut off {now - since:g}s ago {STILL_RUNNING}; no new run started",
+        )
+        if entry.active:
+            self._record(entry, result, "abandoned", now, None)
+
     def _record(
-        self, entry: _Entry, result: CheckResult, kind: str | None, at: float, duration: float
+        self,
+        entry: _Entry,
+        result: CheckResult,
+        kind: str | None,
+        at: float,
+        duration: float | None,
     ) -> None:
         before = entry.own_status()
         entry.apply(result, kind, at, duration)
@@ -859,44 +816,23 @@ class HealthService:
             self._notify(HealthChange(previous, overall, cause, root, self._clock.now()))
 
     def _notify(self, change: HealthChange) -> None:
+        """Publish ``change`` to the status listeners, in order.
+
+        A sync listener runs inside ``emit``; if it changes the status again
+        (registers a check...), that change is published after this one has
+        reached every listener, so each listener sees the changes in order.
+        """
         if not self._listeners:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (set-up code): nobody could run the listeners
+        self._outbox.append(change)
+        if self._publishing:
             return
-        if loop is not self._loop:
-            self._bind_loop()
-        for slot in self._listeners:
-            slot.pending.append(change)
-            self._start_worker(slot)
-
-    def _start_worker(self, slot: _Listener) -> None:
-        if slot.worker is None or slot.worker.done():
-            slot.worker = self._spawn(self._deliver(slot), "health-listener")
-
-    async def _deliver(self, slot: _Listener) -> None:
-        while slot.pending:
-            change = slot.pending.popleft()
-            try:
-                if slot.wants_change:
-                    value = slot.callback(change.current, change)
-                else:
-                    value = slot.callback(change.current)
-                if inspect.isawaitable(value):
-                    done = await self._wait_for(value, self.listener_timeout)
-                    if done is None:
-                        log.warning(
-                            "status listener %s timed out after %gs; cut off",
-                            _name_of(slot.callback),
-                            self.listener_timeout,
-                        )
-                    elif not done.cancelled() and (exc := done.exception()) is not None:
-                        _log_listener_error(slot.callback, exc)
-            except Exception as exc:
-                _log_listener_error(slot.callback, exc)
-        if slot.worker is asyncio.current_task():
-            slot.worker = None
+        self._publishing = True
+        try:
+            while self._outbox:
+                self._listeners.emit(self._outbox.popleft())
+        finally:
+            self._publishing = False
 
     def get_status(self, name: str | None = None) -> ServiceStatus:
         """The effective status of check ``name``, or the overall status.
@@ -947,7 +883,9 @@ class HealthService:
             last_run_at=entry.last_run_at,
             last_duration=entry.last_duration,
             config=config.model_dump(mode="json", exclude={"depends_on"}),
-            metrics=entry.metrics.snapshot(),
+            metrics=entry.metrics.snapshot(
+                abandoned_running=entry.straggling() and entry.straggler_counted
+            ),
         )
 
     def report(self) -> HealthReport:
@@ -987,10 +925,3 @@ class HealthService:
             f"{f' ({detail})' if detail else ''} running={self.running} "
             f"listeners={len(self._listeners)} tasks={len(self._tasks)}>"
         )
-
-
-def get_health_service() -> HealthService:
-    """The default registry's health service (created on first use)."""
-    from ..registry import default_registry
-
-    return default_registry().health

@@ -103,18 +103,6 @@ class Backoff:
             raw = max(previous, base) * 3.0
         return min(raw, self.max_delay)
 
-    def bounds(self, retry: int, previous: float = 0.0) -> tuple[float, float]:
-        """The closed interval ``(low, high)`` (seconds) :meth:`delay` draws from."""
-        high = self.ceiling(retry, previous)
-        if self.strategy is BackoffStrategy.DECORRELATED_JITTER:
-            return (min(self.base_delay, high), high)
-        jitter = self.jitter
-        if jitter is JitterMode.NONE:
-            return (high, high)
-        if jitter is JitterMode.FULL:
-            return (0.0, high)
-        return (high / 2.0, high)
-
     def delay(self, retry: int, previous: float, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1 = the first retry).
 

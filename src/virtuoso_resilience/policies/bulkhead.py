@@ -16,16 +16,16 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from pydantic import Field
-
-from .._model import ConfigModel
-from ..errors import BulkheadFullError, ConfigurationError, FieldError
+from .._model import ConfigModel, Count, NonNegativeCount, PositiveSeconds
+from ..errors import BulkheadFullError
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
-__all__ = ["Bulkhead", "BulkheadConfig"]
+__all__ = ["Bulkhead", "BulkheadConfig", "BulkheadRejectionEvent"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,24 +44,54 @@ class BulkheadConfig(ConfigModel):
     start waiting after the change.
     """
 
-    name: Annotated[str, Field(min_length=1)] | None = None
+    name: PolicyName | None = None
     """The bulkhead's name; filled in by the bulkhead when left out."""
-    max_concurrent: Annotated[int, Field(ge=1)] = 10
+    max_concurrent: Count = 10
     """Calls allowed to run at the same time."""
-    max_waiting: Annotated[int, Field(ge=0)] = 0
+    max_waiting: NonNegativeCount = 0
     """Calls allowed to wait for a slot; 0 rejects at once when all slots are taken."""
-    max_wait: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_wait: PositiveSeconds | None = None
     """Seconds a call may wait for a slot; ``None`` waits as long as needed."""
 
 
-class Bulkhead:
+@dataclass(frozen=True, slots=True)
+class BulkheadRejectionEvent:
+    """A call was refused a slot: ``reason`` is ``"no waiting place"`` or
+    ``"waited <max_wait>s"``; the counts are those at the moment of refusal."""
+
+    name: str
+    reason: str
+    max_concurrent: int
+    max_waiting: int
+    active: int
+    waiting: int
+
+
+class Bulkhead(SingleStreamPolicy[BulkheadConfig, BulkheadRejectionEvent]):
     """Limits concurrent calls to one dependency.
 
     ``await bulkhead.call_async(fn, *args, **kwargs)``, ``@bulkhead`` on an
     ``async def``, or ``async with bulkhead:``. Rejections raise
     :class:`BulkheadFullError` whose ``reason`` is ``"no waiting place"`` or
-    ``"waited <max_wait>s"``.
+    ``"waited <max_wait>s"``; each rejection is also published to the
+    listeners (:meth:`add_listener`) as a :class:`BulkheadRejectionEvent`.
     """
+
+    kind = "bulkhead"
+    config_type = BulkheadConfig
+    default_name = "bulkhead"
+
+    __slots__ = (
+        "_accepted",
+        "_active",
+        "_limit",
+        "_peak",
+        "_rejected_full",
+        "_rejected_wait",
+        "_wait_total",
+        "_waited",
+        "_waiters",
+    )
 
     def __init__(
         self, name: str | None = None, config: BulkheadConfig | None = None, **settings: Any
@@ -72,20 +102,8 @@ class Bulkhead:
         ``settings`` are :class:`BulkheadConfig` fields; pass them or a config,
         not both.
         """
-        if config is None:
-            config = BulkheadConfig(name=name, **settings)
-        elif settings:
-            raise TypeError("pass either a BulkheadConfig or keyword settings, not both")
-        if name is None:
-            name = config.name or "bulkhead"
-        if config.name is None:
-            config.name = name
-        elif config.name != name:
-            raise ConfigurationError(
-                [FieldError("BulkheadConfig", "name", config.name, f"must be {name!r}")]
-            )
-        self.name: str = name
-        self._config = config
+        config = self._bind(name, config, settings)
+        self._open_events()
         self._limit = config.max_concurrent
         self._active = 0
         # Pending waiters in arrival order; the value is unused (ordered set).
@@ -99,11 +117,6 @@ class Bulkhead:
         self._rejected_full = 0
         self._rejected_wait = 0
         config.subscribe(self._on_config_change)
-
-    @property
-    def config(self) -> BulkheadConfig:
-        """The live configuration; see :class:`BulkheadConfig` for when changes apply."""
-        return self._config
 
     def _on_config_change(self, field_name: str) -> None:
         if field_name == "max_concurrent":
@@ -163,7 +176,7 @@ class Bulkhead:
                 del waiters[done]
             if len(waiters) >= cfg.max_waiting:
                 self._rejected_full += 1
-                raise BulkheadFullError(self.name, self._limit, cfg.max_waiting, NO_WAITING_PLACE)
+                raise self._rejection(NO_WAITING_PLACE)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         waiters[future] = None
@@ -185,9 +198,19 @@ class Bulkhead:
         self._wait_total += loop.time() - started
         if not granted:
             self._rejected_wait += 1
-            raise BulkheadFullError(self.name, self._limit, cfg.max_waiting, f"waited {max_wait}s")
+            raise self._rejection(f"waited {max_wait}s")
         self._waited += 1
         self._accepted += 1
+
+    def _rejection(self, reason: str) -> BulkheadFullError:
+        max_waiting = self._config.max_waiting
+        if self._events is not NO_LISTENERS:
+            self._events.emit(
+                BulkheadRejectionEvent(
+                    self.name, reason, self._limit, max_waiting, self._active, self.waiting
+                )
+            )
+        return BulkheadFullError(self.name, self._limit, max_waiting, reason)
 
     def _expire(self, future: asyncio.Future[bool]) -> None:
         if not future.done():

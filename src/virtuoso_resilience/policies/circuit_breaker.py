@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import inspect
-import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from pydantic import Field, model_validator
 
-from .._model import ConfigModel, RuleError
+from .._model import (
+    MAX_SECONDS,
+    ConfigModel,
+    Count,
+    FiniteFloat,
+    Percent,
+    PositiveSeconds,
+    RuleError,
+)
 from ..classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
 from ..clock import MONOTONIC, Clock
-from ..errors import CircuitOpenError, ConfigurationError, FieldError
+from ..errors import CircuitOpenError
+from ._core import NO_LISTENERS, Policy, PolicyName
 from ._decorate import decorate
 from ._window import FAILED, SLOW, CountWindow, TimeWindow, WindowTotals
 
@@ -43,8 +50,6 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-log = logging.getLogger("virtuoso_resilience.circuit_breaker")
 
 
 class CircuitState(enum.Enum):
@@ -66,9 +71,6 @@ class SlidingWindowType(enum.Enum):
     """The calls of the last ``sliding_window_size`` seconds."""
 
 
-Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
-
-
 class CircuitBreakerConfig(ConfigModel):
     """How a breaker trips and recovers. Times are in seconds.
 
@@ -76,32 +78,33 @@ class CircuitBreakerConfig(ConfigModel):
     (``cb.config.failure_threshold = 8``) applies from the next call.
     """
 
-    name: str | None = None
+    name: PolicyName | None = None
     """The breaker's name; filled in by the registry when left out."""
-    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    failure_threshold: Count = 5
     """Consecutive failures that trip a CLOSED breaker."""
-    success_threshold: Annotated[int, Field(ge=1)] = 3
+    success_threshold: Count = 3
     """Successful trial calls that close a HALF_OPEN breaker (the seed's default)."""
-    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
+    timeout: PositiveSeconds = 60.0
     """Seconds a breaker stays OPEN before it admits trial calls."""
-    half_open_max_calls: Annotated[int, Field(ge=1)] = 1
+    half_open_max_calls: Count = 1
     """Trial calls admitted at the same time while HALF_OPEN."""
-    max_wait_in_half_open: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_wait_in_half_open: PositiveSeconds | None = None
     """Seconds a breaker may stay HALF_OPEN without deciding; then it reopens."""
-    timeout_multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.0
+    timeout_multiplier: Annotated[FiniteFloat, Field(ge=1)] = 1.0
     """Growth of the OPEN timeout on each trip that follows a failed recovery."""
-    max_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    """Upper bound of the grown OPEN timeout (None: no bound)."""
+    max_timeout: PositiveSeconds | None = None
+    """Upper bound of the grown OPEN timeout (None: ``MAX_SECONDS``, about 31.7
+    years). Growth saturates at the bound however many trips follow."""
     failure_rate_threshold: Percent | None = None
     """Trip when this percentage of the windowed calls failed (off when None)."""
     slow_call_rate_threshold: Percent | None = None
     """Trip when this percentage of the windowed calls was slow (off when None)."""
-    slow_call_duration: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    slow_call_duration: PositiveSeconds = 5.0
     """A call that takes at least this many seconds is slow."""
     sliding_window_type: SlidingWindowType = SlidingWindowType.COUNT_BASED
-    sliding_window_size: Annotated[int, Field(ge=1, le=100_000)] = 100
+    sliding_window_size: Annotated[Count, Field(le=100_000)] = 100
     """Calls (count based) or seconds (time based) in the window."""
-    minimum_calls: Annotated[int, Field(ge=1)] = 10
+    minimum_calls: Count = 10
     """Calls the window must hold before rates are evaluated."""
     count_rate_limits: bool = False
     """Whether rate-limit answers count as service failures."""
@@ -214,20 +217,39 @@ _HALF_OPEN = CircuitState.HALF_OPEN
 _FORCED_OPEN = CircuitState.FORCED_OPEN
 _DISABLED = CircuitState.DISABLED
 
-_Listener = Callable[[Any], Any]
-_Entry = tuple[int, float, Any]  # (generation, start time, parent entry)
+_Entry = tuple[int, float]  # (generation admitted in, start time or -1.0)
+_MAX_TRACKED_TASKS = 1024
+"""Tasks with an open ``async with`` block tracked before done ones are pruned."""
 
 
-class CircuitBreaker:
+def grown_timeout(base: float, multiplier: float, trips: int, cap: float | None) -> float:
+    """``base * multiplier ** (trips - 1)``, saturated at ``cap`` (seconds).
+
+    ``cap`` None means :data:`~virtuoso_resilience._model.MAX_SECONDS`. The
+    power is never computed once it would pass the cap, so any number of
+    trips (an outage thousands of trips long) gives a finite timeout.
+    """
+    limit = MAX_SECONDS if cap is None else cap
+    if trips <= 1 or multiplier <= 1.0 or base >= limit:
+        return min(base, limit)
+    if (trips - 1) * math.log(multiplier) >= math.log(limit / base):
+        return limit
+    return min(base * multiplier ** (trips - 1), limit)
+
+
+class CircuitBreaker(Policy[CircuitBreakerConfig]):
     """Protects calls to one dependency.
 
     ``await cb.call_async(fn, *args, **kwargs)``, ``@cb`` on an ``async def``,
     or ``async with cb:``. Rejections raise :class:`CircuitOpenError`.
     """
 
+    kind = "circuit_breaker"
+    config_type = CircuitBreakerConfig
+    default_name = "circuit_breaker"
+
     __slots__ = (
-        "__weakref__",
-        "_call_listeners",
+        "_call_hub",
         "_calls",
         "_cancelled",
         "_classifier",
@@ -250,20 +272,17 @@ class CircuitBreaker:
         "_outcomes_by_kind",
         "_recoveries",
         "_recovery_total",
-        "_reject_listeners",
+        "_reject_hub",
         "_rejected",
         "_seconds_in_state",
         "_slow",
         "_state",
-        "_state_listeners",
+        "_state_hub",
         "_state_since",
         "_successes",
-        "_tasks",
         "_timed",
         "_trips",
         "_window",
-        "config",
-        "name",
     )
 
     def __init__(
@@ -273,17 +292,16 @@ class CircuitBreaker:
         *,
         clock: Clock = MONOTONIC,
         classifier: Classifier = DEFAULT_CLASSIFIER,
+        **settings: Any,
     ) -> None:
-        if config is None:
-            config = CircuitBreakerConfig(name=name)
-        elif config.name is None:
-            config.name = name
-        elif config.name != name:
-            raise ConfigurationError(
-                [FieldError("CircuitBreakerConfig", "name", config.name, f"must be {name!r}")]
-            )
-        self.name = name
-        self.config = config
+        """``CircuitBreaker("bybit", failure_threshold=5, timeout=60.0)`` or
+        ``CircuitBreaker("bybit", config)``.
+
+        ``settings`` are :class:`CircuitBreakerConfig` fields; pass them or a
+        config, not both. ``clock`` supplies time; ``classifier`` decides what
+        a failure means.
+        """
+        config = self._bind(name, config, settings)
         self._clock = clock
         self._classifier = classifier
         self._state = _CLOSED
@@ -317,18 +335,16 @@ class CircuitBreaker:
         self._recovery_total = 0.0
         self._last_recovery: float | None = None
         self._window: CountWindow | TimeWindow | None = None
-        self._state_listeners: list[_Listener] = []
-        self._call_listeners: list[_Listener] = []
-        self._reject_listeners: list[_Listener] = []
-        self._tasks: set[asyncio.Task[Any]] | None = None
-        self._entries: ContextVar[_Entry | None] | None = None
+        self._state_hub = self._call_hub = self._reject_hub = NO_LISTENERS
+        # Open ``async with`` blocks: the admission records of each task.
+        self._entries: dict[asyncio.Task[Any] | None, list[_Entry]] | None = None
         self._configure()
         config.subscribe(self._on_config_change)
 
     # ------------------------------------------------------------------ config
 
     def _configure(self) -> None:
-        cfg = self.config
+        cfg = self._config
         if cfg.uses_window:
             size = cfg.sliding_window_size
             window_cls = (
@@ -351,12 +367,12 @@ class CircuitBreaker:
             self._state is _CLOSED
             and not self._timed
             and self._window is None
-            and not self._call_listeners
+            and self._call_hub is NO_LISTENERS
         )
 
     def _on_config_change(self, field_name: str) -> None:
         if field_name == "timeout" and self._consecutive_trips <= 1:
-            self._current_timeout = self.config.timeout
+            self._current_timeout = self._config.timeout
             if self._state is _OPEN:  # the open period in progress follows the change
                 self._open_until = self._state_since + self._current_timeout
         self._configure()
@@ -396,14 +412,13 @@ class CircuitBreaker:
             self._trips += 1
             if old is _HALF_OPEN:
                 self._consecutive_trips += 1
-                grown = self.config.timeout * self.config.timeout_multiplier ** (
-                    self._consecutive_trips - 1
+                cfg = self._config
+                self._current_timeout = grown_timeout(
+                    cfg.timeout, cfg.timeout_multiplier, self._consecutive_trips, cfg.max_timeout
                 )
-                cap = self.config.max_timeout
-                self._current_timeout = grown if cap is None else min(grown, cap)
             else:
                 self._consecutive_trips = 1
-                self._current_timeout = self.config.timeout
+                self._current_timeout = self._config.timeout
                 self._opened_at = now
             self._open_until = now + self._current_timeout
         elif new is _CLOSED:
@@ -417,9 +432,9 @@ class CircuitBreaker:
                 self._last_recovery = recovery
             self._opened_at = None
             self._consecutive_trips = 0
-            self._current_timeout = self.config.timeout
-        if self._state_listeners:
-            self._emit(self._state_listeners, StateChangeEvent(self.name, old, new, reason, now))
+            self._current_timeout = self._config.timeout
+        if self._state_hub is not NO_LISTENERS:
+            self._state_hub.emit(StateChangeEvent(self.name, old, new, reason, now))
 
     def _admit(self) -> int:
         """Admission outside the fast path: returns the generation of the
@@ -435,11 +450,11 @@ class CircuitBreaker:
             else:
                 self._reject(self._open_until - now)
         if state is _HALF_OPEN:
-            limit = self.config.max_wait_in_half_open
+            limit = self._config.max_wait_in_half_open
             if limit is not None and now - self._state_since >= limit:
                 self._transition(_OPEN, f"no decision within max_wait_in_half_open={limit:g}s")
                 self._reject(self._open_until - now)
-            if self._half_open_in_flight < self.config.half_open_max_calls:
+            if self._half_open_in_flight < self._config.half_open_max_calls:
                 self._half_open_in_flight += 1
                 return self._generation
             self._reject(None)  # unknown: it depends on the trial calls in flight
@@ -448,8 +463,8 @@ class CircuitBreaker:
 
     def _reject(self, retry_after: float | None) -> None:
         self._rejected += 1
-        if self._reject_listeners:
-            self._emit(self._reject_listeners, RejectionEvent(self.name, self._state, retry_after))
+        if self._reject_hub is not NO_LISTENERS:
+            self._reject_hub.emit(RejectionEvent(self.name, self._state, retry_after))
         raise CircuitOpenError(self.name, self._state.value, retry_after)
 
     # ----------------------------------------------------------------- record
@@ -463,7 +478,7 @@ class CircuitBreaker:
         if started is not None:
             now = self._clock.now()
             duration = now - started
-            if duration >= self.config.slow_call_duration:
+            if duration >= self._config.slow_call_duration:
                 flags = SLOW
                 self._slow += 1
         state = self._state
@@ -477,16 +492,16 @@ class CircuitBreaker:
             elif state is _HALF_OPEN:
                 self._half_open_in_flight -= 1
                 self._half_open_successes += 1
-                if self._half_open_successes >= self.config.success_threshold:
+                if self._half_open_successes >= self._config.success_threshold:
                     self._transition(_CLOSED, "trial calls succeeded")
-        if self._call_listeners:
-            self._emit(self._call_listeners, CallEvent(self.name, _SUCCESS, False, duration))
+        if self._call_hub is not NO_LISTENERS:
+            self._call_hub.emit(CallEvent(self.name, _SUCCESS, False, duration))
 
     def _record_error(self, error: Exception, generation: int, started: float | None) -> None:
-        outcome = self._classifier.classify(error, exchange_id=self.config.exchange_id)
+        outcome = self._classifier.classify(error, exchange_id=self._config.exchange_id)
         kind = outcome.kind
         counted = outcome.is_service_failure or (
-            kind is OutcomeKind.RATE_LIMITED and self.config.count_rate_limits
+            kind is OutcomeKind.RATE_LIMITED and self._config.count_rate_limits
         )
         self._calls += 1
         by_kind = self._outcomes_by_kind
@@ -501,7 +516,7 @@ class CircuitBreaker:
             self._failures += 1
             self._failures_by_kind[kind.value] = self._failures_by_kind.get(kind.value, 0) + 1
             flags = FAILED
-            if duration is not None and duration >= self.config.slow_call_duration:
+            if duration is not None and duration >= self._config.slow_call_duration:
                 flags |= SLOW
                 self._slow += 1
             # A result from an older generation (admitted before a transition
@@ -514,16 +529,16 @@ class CircuitBreaker:
                 elif state is _CLOSED:
                     if self._window is not None:
                         self._window.record(flags, now)
-                    if self._consecutive_failures >= self.config.failure_threshold:
+                    if self._consecutive_failures >= self._config.failure_threshold:
                         self._transition(
                             _OPEN,
                             f"{self._consecutive_failures} consecutive failures "
-                            f"(failure_threshold={self.config.failure_threshold})",
+                            f"(failure_threshold={self._config.failure_threshold})",
                         )
                     elif self._window is not None:
                         self._evaluate_window(now)
-        if self._call_listeners:
-            self._emit(self._call_listeners, CallEvent(self.name, outcome, counted, duration))
+        if self._call_hub is not NO_LISTENERS:
+            self._call_hub.emit(CallEvent(self.name, outcome, counted, duration))
 
     def _record_cancel(self, generation: int) -> None:
         self._cancelled += 1
@@ -533,7 +548,7 @@ class CircuitBreaker:
     def _evaluate_window(self, now: float) -> None:
         assert self._window is not None
         totals = self._window.totals(now)
-        cfg = self.config
+        cfg = self._config
         if totals.calls < cfg.minimum_calls:
             return
         if (
@@ -603,13 +618,52 @@ class CircuitBreaker:
 
     async def __aenter__(self) -> CircuitBreaker:
         generation = self._generation if self._fast else self._admit()
-        started = self._clock.now() if self._timed else None
-        if self._entries is None:
-            self._entries = ContextVar(f"breaker:{self.name}", default=None)
-        self._entries.set(
-            (generation, started if started is not None else -1.0, self._entries.get())
-        )
+        started = self._clock.now() if self._timed else -1.0
+        task = asyncio.current_task()
+        entries = self._entries
+        if entries is None:
+            entries = self._entries = {}
+        stack = entries.get(task)
+        if stack is None:
+            if len(entries) >= _MAX_TRACKED_TASKS:
+                self._prune_entries()
+            entries[task] = [(generation, started)]
+        else:
+            stack.append((generation, started))
         return self
+
+    def _claim_entry(self) -> _Entry | None:
+        """The admission record of the block being left, or None if unknown.
+
+        A block is normally left by the task that entered it (innermost block
+        first). A block left from another task (an async generator stepped by
+        ``asyncio.wait_for``, each step its own task) belongs to a task that
+        has finished meanwhile: the oldest such record is claimed. A task
+        still running holds its own blocks: an exit from elsewhere never
+        takes them (it would hand back a half-open permit it never took).
+        """
+        entries = self._entries
+        if not entries:
+            return None
+        task = asyncio.current_task()
+        stack = entries.get(task)
+        if stack is None:
+            for other, other_stack in entries.items():
+                if other is not None and other.done():
+                    task, stack = other, other_stack
+                    break
+            else:
+                return None
+        entry = stack.pop()
+        if not stack:
+            del entries[task]
+        return entry
+
+    def _prune_entries(self) -> None:
+        entries = self._entries
+        if entries:
+            for task in [t for t in entries if t is not None and t.done()]:
+                del entries[task]
 
     async def __aexit__(
         self,
@@ -617,18 +671,17 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        entry = None if self._entries is None else self._entries.get()
-        if entry is None or self._entries is None:
-            # Exited from another task than the one that entered (an async
-            # generator stepped by asyncio.wait_for, or closed elsewhere): the
-            # entry is out of reach. Record against the current generation so
-            # that a half-open permit is still given back; never raise over
-            # the caller's own outcome.
-            generation, started = self._generation, None
+        entry = self._claim_entry()
+        if entry is None:
+            # No admission record: which generation admitted the call, and
+            # whether it holds a half-open permit, is unknown. Count the
+            # outcome in the metrics only (generation -1 never matches): never
+            # touch the state or the permits, never raise over the caller's
+            # own outcome.
+            generation, started = -1, None
         else:
-            generation, started_raw, parent = entry
-            self._entries.set(parent)
-            started = None if started_raw < 0 else started_raw
+            generation = entry[0]
+            started = None if entry[1] < 0 else entry[1]
         if exc is None:
             self._record_success(generation, started)
         elif isinstance(exc, Exception):
@@ -655,7 +708,7 @@ class CircuitBreaker:
         if self._window is not None:
             self._window.clear()
         self._consecutive_trips = 0
-        self._current_timeout = self.config.timeout
+        self._current_timeout = self._config.timeout
 
     # -------------------------------------------------------------- listeners
 
@@ -666,56 +719,25 @@ class CircuitBreaker:
         on_call: Callable[[CallEvent], Any] | None = None,
         on_rejection: Callable[[RejectionEvent], Any] | None = None,
     ) -> None:
-        """Register callbacks (sync, or async: run as tasks). A callback that
-        raises is logged and ignored; it never breaks the call."""
+        """Subscribe callbacks, sync or async, by the one listener contract
+        (:mod:`virtuoso_resilience._events`): an async callback runs on its
+        own worker and never delays or fails the call; one that raises or
+        hangs is logged and isolated."""
         if on_state_change is not None:
-            self._state_listeners.append(on_state_change)
+            self._state_hub = self._subscribe("state changes", on_state_change)
         if on_call is not None:
-            self._call_listeners.append(on_call)
+            self._call_hub = self._subscribe("calls", on_call)
         if on_rejection is not None:
-            self._reject_listeners.append(on_rejection)
+            self._reject_hub = self._subscribe("rejections", on_rejection)
         self._refresh_fast()
 
-    def remove_listener(self, callback: Callable[[Any], Any]) -> None:
-        """Unregister ``callback`` wherever it was registered."""
-        for listeners in (self._state_listeners, self._call_listeners, self._reject_listeners):
-            while callback in listeners:
-                listeners.remove(callback)
+    def remove_listener(self, callback: Callable[[Any], Any]) -> bool:
+        """Unsubscribe ``callback`` wherever it was subscribed; returns whether it was."""
+        from_state, self._state_hub = self._unsubscribe("state changes", callback)
+        from_calls, self._call_hub = self._unsubscribe("calls", callback)
+        from_rejections, self._reject_hub = self._unsubscribe("rejections", callback)
         self._refresh_fast()
-
-    def _emit(self, listeners: list[_Listener], event: object) -> None:
-        for listener in tuple(listeners):
-            try:
-                result = listener(event)
-                if inspect.isawaitable(result):
-                    try:
-                        asyncio.get_running_loop()
-                    except RuntimeError:  # changed from sync code: nowhere to run it
-                        if inspect.iscoroutine(result):
-                            result.close()
-                        log.warning(
-                            "circuit breaker %r: async listener %r skipped (no running loop)",
-                            self.name,
-                            listener,
-                        )
-                        continue
-                    task = asyncio.ensure_future(result)
-                    if self._tasks is None:
-                        self._tasks = set()
-                    self._tasks.add(task)
-                    task.add_done_callback(self._listener_done)
-            except Exception:
-                log.exception("circuit breaker %r: listener %r raised", self.name, listener)
-
-    def _listener_done(self, task: asyncio.Task[Any]) -> None:
-        if self._tasks is not None:
-            self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "circuit breaker %r: async listener raised",
-                self.name,
-                exc_info=task.exception(),
-            )
+        return from_state or from_calls or from_rejections
 
     # ---------------------------------------------------------------- metrics
 
@@ -757,7 +779,7 @@ class CircuitBreaker:
             mean_recovery_seconds=(
                 self._recovery_total / self._recoveries if self._recoveries else None
             ),
-            config=self.config.model_dump(mode="json"),
+            config=self._config.model_dump(mode="json"),
         )
 
     def __repr__(self) -> str:
@@ -767,7 +789,8 @@ class CircuitBreaker:
         return (
             f"<CircuitBreaker {self.name!r} state={self._state.value} calls={self._calls} "
             f"failures={self._failures} consecutive_failures={self._consecutive_failures}/"
-            f"{self.config.failure_threshold} rejected={self._rejected} trips={self._trips}{extra}>"
+            f"{self._config.failure_threshold} rejected={self._rejected} "
+            f"trips={self._trips}{extra}>"
         )
 
 

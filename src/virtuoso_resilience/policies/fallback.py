@@ -22,13 +22,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Generic, ParamSpec, TypeVar, cast
+from typing import Any, Final, Generic, ParamSpec, TypeVar, cast
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from .._model import ConfigModel
 from ..classify import DEFAULT_CLASSIFIER, Classifier, OutcomeKind
 from ..errors import ConfigurationError, FieldError
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "PRIMARY",
     "Fallback",
     "FallbackConfig",
+    "FallbackEvent",
     "FallbackResult",
 ]
 
@@ -67,7 +69,7 @@ class FallbackConfig(ConfigModel):
     the next failure. :attr:`triggers` is the set in force.
     """
 
-    name: Annotated[str, Field(min_length=1)] | None = None
+    name: PolicyName | None = None
     """The fallback's name; filled in by the fallback when left out."""
     on: frozenset[OutcomeKind] | None = None
     """Outcome kinds that trigger the fallback (any iterable of
@@ -133,6 +135,23 @@ class FallbackResult(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackEvent:
+    """The primary call failed in a way the fallback answers.
+
+    ``tier`` is the tier that answered (``None`` when every tier failed and
+    the original error was raised); ``error`` the primary exception's type
+    name, ``outcome`` its classified kind; ``failed_tiers`` the tiers that
+    raised before, in order.
+    """
+
+    name: str
+    tier: str | None
+    error: str
+    outcome: OutcomeKind
+    failed_tiers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class _Tier:
     name: str
     answer: Any
@@ -188,7 +207,7 @@ def _tiers(
     return tuple(result)
 
 
-class Fallback:
+class Fallback(SingleStreamPolicy[FallbackConfig, FallbackEvent]):
     """Answers with a fallback when the protected call fails.
 
     Build it with exactly one of:
@@ -206,8 +225,24 @@ class Fallback:
     ``await fallback.call_async(fn, *args, **kwargs)`` returns the value,
     ``call_with_result_async`` a :class:`FallbackResult` saying where it came
     from; ``@fallback`` decorates an ``async def``. Tiers should answer with
-    the primary call's type.
+    the primary call's type. Each answered (or unanswerable) failure is
+    published to the listeners (:meth:`add_listener`) as a :class:`FallbackEvent`.
     """
+
+    kind = "fallback"
+    config_type = FallbackConfig
+    default_name = "fallback"
+
+    __slots__ = (
+        "_by_tier",
+        "_classifier",
+        "_exhausted",
+        "_pass_args",
+        "_passed_through",
+        "_primary_failures",
+        "_successes",
+        "_tiers",
+    )
 
     def __init__(
         self,
@@ -224,20 +259,8 @@ class Fallback:
         """``settings`` are :class:`FallbackConfig` fields; pass them or a
         config, not both."""
         self._tiers = _tiers(value, func, tiers)
-        if config is None:
-            config = FallbackConfig(name=name, **settings)
-        elif settings:
-            raise TypeError("pass either a FallbackConfig or keyword settings, not both")
-        if name is None:
-            name = config.name or "fallback"
-        if config.name is None:
-            config.name = name
-        elif config.name != name:
-            raise ConfigurationError(
-                [FieldError("FallbackConfig", "name", config.name, f"must be {name!r}")]
-            )
-        self.name: str = name
-        self._config = config
+        self._bind(name, config, settings)
+        self._open_events()
         self._classifier = classifier
         self._pass_args = pass_args
         self._successes = 0
@@ -245,11 +268,6 @@ class Fallback:
         self._passed_through = 0
         self._by_tier = [0] * len(self._tiers)
         self._exhausted = 0
-
-    @property
-    def config(self) -> FallbackConfig:
-        """The live configuration; changes apply from the next failure."""
-        return self._config
 
     @property
     def tiers(self) -> tuple[str, ...]:
@@ -263,20 +281,14 @@ class Fallback:
     ) -> T:
         """``await fn(*args, **kwargs)``, or the first tier's answer if it fails
         in a way listed in ``config.on``."""
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as exc:
-            error = exc
-        else:
-            self._successes += 1
-            return result
-        answer, _, _ = await self._recover(error, args, kwargs)
-        return cast(T, answer)
+        return (await self.call_with_result_async(fn, *args, **kwargs)).value
 
     async def call_with_result_async(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> FallbackResult[T]:
-        """Like :meth:`call_async`, but say where the value came from."""
+        """Like :meth:`call_async`, but say where the value came from.
+
+        The one implementation: :meth:`call_async` is this, unwrapped."""
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
@@ -314,8 +326,24 @@ class Fallback:
                 failed.append((tier.name, tier_error))
                 continue
             self._by_tier[index] += 1
+            if self._events is not NO_LISTENERS:
+                self._events.emit(
+                    FallbackEvent(
+                        self.name,
+                        tier.name,
+                        type(error).__name__,
+                        kind,
+                        tuple(name for name, _ in failed),
+                    )
+                )
             return answer, tier.name, kind
         self._exhausted += 1
+        if self._events is not NO_LISTENERS:
+            self._events.emit(
+                FallbackEvent(
+                    self.name, None, type(error).__name__, kind, tuple(n for n, _ in failed)
+                )
+            )
         for tier_name, problem in failed:
             # The type only: a tier's message may hold secrets (a cache URL
             # with a password, a signed query string).

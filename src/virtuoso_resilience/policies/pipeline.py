@@ -13,7 +13,10 @@ Order, outermost first::
 
 The layers are chained without closures: each layer's ``call_async`` is given
 the next layer's ``call_async`` as its function, so a call costs one
-coroutine frame per layer and nothing else.
+coroutine frame per layer and nothing else. Every entry point
+(:meth:`ResiliencePipeline.call_async`, ``call_with_result_async``,
+``call_weighted_async``, the decorator) runs the chain the same one way,
+``ResiliencePipeline._run``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 from ..classify import DEFAULT_CLASSIFIER, Classifier
 from ..clock import MONOTONIC, Clock
 from ..config import ResilienceConfiguration
+from ._core import check_name
 from ._decorate import decorate
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit_breaker import CircuitBreaker, CircuitBreakerConfig
@@ -74,7 +78,7 @@ class ResiliencePipeline:
         rate_limiter: RateLimiter | None = None,
         timeout: TimeoutPolicy | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_name("ResiliencePipeline", name)
         self.fallback = fallback
         self.operation_timeout = operation_timeout
         self.retry = retry
@@ -146,7 +150,7 @@ class ResiliencePipeline:
             retry = RetryPolicy(
                 RetryConfig(
                     name=name,
-                    max_retries=config.default_max_retries,
+                    max_attempts=config.default_max_retries + 1,
                     base_delay=config.default_base_delay,
                     max_delay=config.default_max_delay,
                     max_elapsed=config.default_retry_max_elapsed,
@@ -199,28 +203,18 @@ class ResiliencePipeline:
             if policy is not None
         )
 
-    async def call_async(
+    def call_async(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Run ``await fn(*args, **kwargs)`` through every layer."""
-        entry = self._entry
-        if entry is None or self.fallback is not None:
-            return await self._run(entry, self._chain, fn, args, kwargs)
-        # The common case, inlined: one frame less per call.
-        self._calls += 1
-        try:
-            result: T = await entry(*self._chain, fn, *args, **kwargs)
-        except Exception:
-            self._failures += 1
-            raise
-        return result
+    ) -> Coroutine[Any, Any, T]:
+        """Run ``await fn(*args, **kwargs)`` through every layer (await the result)."""
+        return self._run(self._entry, self._chain, fn, args, kwargs, False)
 
-    async def call_with_result_async(
+    def call_with_result_async(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> FallbackResult[T]:
+    ) -> Coroutine[Any, Any, FallbackResult[T]]:
         """Like :meth:`call_async`, but say where the value came from.
 
-        Returns a :class:`~virtuoso_resilience.policies.fallback.FallbackResult`:
+        Returns a :class:`~virtuoso_resilience.policies.FallbackResult`:
         ``source`` is ``"primary"`` when the call (through the inner layers)
         answered, else the name of the fallback tier that answered, with the
         primary error's type name and outcome kind. Without a fallback the
@@ -228,67 +222,61 @@ class ResiliencePipeline:
         propagate as from :meth:`call_async`; the pipeline counts the call the
         same way.
         """
-        entry = self._entry
-        chain = self._chain
-        fallback = self.fallback
-        self._calls += 1
-        try:
-            if fallback is not None:
-                inner = functools.partial(_through, entry, chain, fn)
-                answer: FallbackResult[T] = await fallback.call_with_result_async(
-                    inner, *args, **kwargs
-                )
-                return answer
-            if entry is None:
-                value = await fn(*args, **kwargs)
-            else:
-                value = await entry(*chain, fn, *args, **kwargs)
-        except Exception:
-            self._failures += 1
-            raise
-        return FallbackResult(value)
+        return self._run(self._entry, self._chain, fn, args, kwargs, True)
 
-    async def call_weighted_async(
+    def call_weighted_async(
         self, cost: float, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """Like :meth:`call_async`, taking ``cost`` rate-limit tokens (ccxt's
         per-endpoint ``cost``) instead of 1."""
+        entry, chain = self._entry, self._chain
         limiter = self.rate_limiter
-        if limiter is None:
-            return await self._run(self._entry, self._chain, fn, args, kwargs)
-        plain = limiter.call_async
-        weighted = functools.partial(limiter.call_weighted_async, cost)
-        entry = weighted if self._entry == plain else self._entry
-        chain = tuple(weighted if layer == plain else layer for layer in self._chain)
-        return await self._run(entry, chain, fn, args, kwargs)
+        if limiter is not None:
+            plain = limiter.call_async
+            weighted = functools.partial(limiter.call_weighted_async, cost)
+            entry = weighted if entry == plain else entry
+            chain = tuple(weighted if layer == plain else layer for layer in chain)
+        return self._run(entry, chain, fn, args, kwargs, False)
 
     async def _run(
         self,
         entry: _Layer | None,
         chain: tuple[_Layer, ...],
-        fn: Callable[..., Awaitable[T]],
+        fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> T:
+        with_result: bool,
+    ) -> Any:
+        """The one way a call goes through the layers: the fallback (if any)
+        around ``entry(*chain, fn, *args, **kwargs)``, the call counted."""
         self._calls += 1
+        fallback = self.fallback
         try:
-            if self.fallback is not None:
-                inner = functools.partial(_through, entry, chain, fn)
-                result: T = await self.fallback.call_async(inner, *args, **kwargs)
-            elif entry is None:
+            if fallback is not None:
+                # The fallback gets the caller's own arguments (for ``pass_args``);
+                # the layers below it are bound into one callable.
+                inner = fn if entry is None else functools.partial(entry, *chain, fn)
+                if with_result:
+                    return await fallback.call_with_result_async(inner, *args, **kwargs)
+                return await fallback.call_async(inner, *args, **kwargs)
+            if entry is None:
                 result = await fn(*args, **kwargs)
             else:
                 result = await entry(*chain, fn, *args, **kwargs)
         except Exception:
             self._failures += 1
             raise
-        return result
+        return FallbackResult(result) if with_result else result
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an ``async def`` so every call goes through the pipeline."""
         return decorate(
             fn, self.call_async, attribute="pipeline", owner=self, label=f"pipeline {self.name!r}"
         )
+
+    def snapshot_dict(self) -> dict[str, Any]:
+        """The snapshot (already JSON-ready), named as every policy's is."""
+        return self.snapshot()
 
     def snapshot(self) -> dict[str, Any]:
         """One JSON-ready snapshot: the pipeline's counts and each layer's metrics."""
@@ -300,8 +288,7 @@ class ResiliencePipeline:
         }
         for label in self.order:
             policy = getattr(self, label)
-            snap = policy.snapshot()
-            data[label] = snap.as_dict() if hasattr(snap, "as_dict") else snap
+            data[label] = policy.snapshot_dict()
         return data
 
     def __repr__(self) -> str:
@@ -310,18 +297,3 @@ class ResiliencePipeline:
             f"<ResiliencePipeline {self.name!r} {layers} calls={self._calls} "
             f"failures={self._failures}>"
         )
-
-
-async def _through(
-    entry: _Layer | None,
-    chain: tuple[_Layer, ...],
-    fn: Callable[..., Awaitable[T]],
-    /,
-    *args: Any,
-    **kwargs: Any,
-) -> T:
-    """Run ``fn`` through the chained layers (what a fallback wraps)."""
-    if entry is None:
-        return await fn(*args, **kwargs)
-    result: T = await entry(*chain, fn, *args, **kwargs)
-    return result

@@ -26,16 +26,16 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Annotated, Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from pydantic import Field
-
-from .._model import ConfigModel
+from .._model import MAX_SECONDS, ConfigModel, PositiveFloat
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError, RateLimitTimeoutError
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy, shown
 from ._decorate import decorate
 
-__all__ = ["RateLimiter", "RateLimiterConfig"]
+__all__ = ["RateLimitEvent", "RateLimiter", "RateLimiterConfig"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,6 +45,25 @@ _EPS = 1e-9
 """Tokens short of a cost by less than this count as enough (float rounding)."""
 _SAME_WINDOW = 1e-3
 """Resets this close (seconds) to the current budget's are the same window."""
+_NUMBER = (int, float)
+"""The types accepted for costs and durations (``bool`` is refused apart)."""
+
+
+def _number(method: str, argument: str, value: object, allowed: str) -> float:
+    """``value`` as a float if it is a finite int or float (never a bool), else
+    a :class:`TypeError`/:class:`ValueError` naming the argument."""
+    if type(value) is bool or not isinstance(value, _NUMBER):
+        raise TypeError(
+            f"{method}({argument}={shown(value)}): {argument} must be a number "
+            f"({allowed}), not {type(value).__name__}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float: 10**400
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{method}({argument}={shown(value)}): {argument} must be {allowed}")
+    return number
 
 
 class RateLimiterConfig(ConfigModel):
@@ -56,11 +75,11 @@ class RateLimiterConfig(ConfigModel):
     callers are re-timed.
     """
 
-    name: Annotated[str, Field(min_length=1)] | None = None
+    name: PolicyName | None = None
     """The limiter's name; filled in by the limiter when left out."""
-    rate: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    rate: PositiveFloat
     """Tokens added per second."""
-    capacity: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    capacity: PositiveFloat
     """Tokens the bucket holds at most: the largest burst, and the largest cost
     one call may have. The bucket starts full."""
 
@@ -79,14 +98,64 @@ class _Waiter:
         self.budget_charged = False
 
 
-class RateLimiter:
+@dataclass(frozen=True, slots=True)
+class RateLimitEvent:
+    """Something that holds a limiter's callers back.
+
+    ``what`` is:
+
+    - ``"paused"``: a pause started or was extended (:meth:`RateLimiter.pause_until`);
+      ``seconds`` is how long it lasts from now;
+    - ``"budget"``: rate-limit headers set a window budget
+      (:meth:`RateLimiter.update_from_headers`); ``remaining`` tokens may be
+      granted in the next ``seconds``;
+    - ``"rejected"``: a caller's ``max_wait`` could not be met; ``cost`` is
+      its cost and ``seconds`` the wait it would have needed.
+    """
+
+    name: str
+    what: Literal["paused", "budget", "rejected"]
+    seconds: float
+    cost: float | None = None
+    remaining: float | None = None
+
+
+class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
     """Spaces calls out to ``rate`` tokens per second with bursts up to ``capacity``.
 
     ``await limiter.acquire(cost)``, ``async with limiter.limit(cost):``,
     ``await limiter.call_async(fn, ...)`` (cost 1),
     ``await limiter.call_weighted_async(cost, fn, ...)`` or ``@limiter`` on an
-    ``async def`` (cost 1).
+    ``async def`` (cost 1). Pauses, window budgets and ``max_wait``
+    rejections are published to the listeners (:meth:`add_listener`) as
+    :class:`RateLimitEvent`.
     """
+
+    kind = "rate_limiter"
+    config_type = RateLimiterConfig
+    default_name = "rate_limiter"
+
+    __slots__ = (
+        "_budget",
+        "_budget_until",
+        "_capacity",
+        "_clock",
+        "_exchange_limit",
+        "_granted",
+        "_granted_cost",
+        "_muted",
+        "_paused_until",
+        "_queue",
+        "_rate",
+        "_rejected",
+        "_restricted_until",
+        "_timer",
+        "_timer_at",
+        "_tokens",
+        "_updated",
+        "_wait_total",
+        "_waited",
+    )
 
     def __init__(
         self,
@@ -101,20 +170,8 @@ class RateLimiter:
         ``settings`` are :class:`RateLimiterConfig` fields; pass them or a
         config, not both. ``clock`` supplies time and sleeping.
         """
-        if config is None:
-            config = RateLimiterConfig(name=name, **settings)
-        elif settings:
-            raise TypeError("pass either a RateLimiterConfig or keyword settings, not both")
-        if name is None:
-            name = config.name or "rate_limiter"
-        if config.name is None:
-            config.name = name
-        elif config.name != name:
-            raise ConfigurationError(
-                [FieldError("RateLimiterConfig", "name", config.name, f"must be {name!r}")]
-            )
-        self.name: str = name
-        self._config = config
+        config = self._bind(name, config, settings)
+        self._open_events()
         self._clock = clock
         self._rate = config.rate
         self._capacity = config.capacity
@@ -137,11 +194,6 @@ class RateLimiter:
         self._wait_total = 0.0
         self._rejected = 0
         config.subscribe(self._on_config_change)
-
-    @property
-    def config(self) -> RateLimiterConfig:
-        """The live configuration; see :class:`RateLimiterConfig` for when changes apply."""
-        return self._config
 
     # ------------------------------------------------------------------ state
 
@@ -174,15 +226,30 @@ class RateLimiter:
 
         A cost above ``capacity`` can never be granted: it raises
         :class:`~virtuoso_resilience.errors.ConfigurationError` (a
-        :class:`ValueError`) naming the cost and the capacity.
+        :class:`ValueError`) naming the cost and the capacity. A cost that is
+        not a number (a bool, a string) is a :class:`TypeError`; NaN, ±inf,
+        0 and negative costs are refused like a cost above capacity.
 
         Cancelled while waiting, the caller takes nothing; cancelled after the
         tokens were granted but before this returns, they are given back.
         """
-        if not 0 < cost <= self._capacity:
-            raise _cost_error(self.name, cost, self._capacity)
-        if max_wait is not None and not max_wait >= 0:
-            raise ValueError(f"max_wait must be >= 0 seconds or None; got {max_wait!r}")
+        if type(cost) not in _NUMBER or not 0 < cost <= self._capacity:
+            if type(cost) is bool or not isinstance(cost, _NUMBER):
+                raise TypeError(
+                    f"rate limiter {self.name!r}: acquire(cost={shown(cost)}): cost must be a "
+                    f"number of tokens > 0 and <= capacity ({self._capacity:g}), "
+                    f"not {type(cost).__name__}"
+                )
+            if not 0 < cost <= self._capacity:
+                raise _cost_error(self.name, cost, self._capacity)
+        if max_wait is not None:
+            if type(max_wait) is bool or not isinstance(max_wait, _NUMBER):
+                raise TypeError(
+                    f"acquire(max_wait={shown(max_wait)}): max_wait must be a number of "
+                    f"seconds >= 0 or None, not {type(max_wait).__name__}"
+                )
+            if not max_wait >= 0:
+                raise ValueError(f"max_wait must be >= 0 seconds or None; got {shown(max_wait)}")
         if not self._take_now(cost):
             await self._acquire_slow(cost, max_wait)
 
@@ -217,6 +284,8 @@ class RateLimiter:
             needed = self._projected_grant(cost, now) - now
             if needed > max_wait + _EPS:
                 self._rejected += 1
+                if self._events is not NO_LISTENERS:
+                    self._events.emit(RateLimitEvent(self.name, "rejected", needed, cost=cost))
                 raise RateLimitTimeoutError(self.name, cost, max_wait, needed)
             deadline = now + max_wait
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -376,6 +445,10 @@ class RateLimiter:
                 self._rejected += 1
                 max_wait = waiter.deadline - waiter.enqueued
                 needed = after[0] - waiter.enqueued
+                if self._events is not NO_LISTENERS:
+                    self._events.emit(
+                        RateLimitEvent(self.name, "rejected", needed, cost=waiter.cost)
+                    )
                 future.set_exception(
                     RateLimitTimeoutError(self.name, waiter.cost, max_wait, needed)
                 )
@@ -398,19 +471,35 @@ class RateLimiter:
 
         A pause never shortens one already in force; see :meth:`resume`.
         Tokens keep accruing during the pause (up to ``capacity``).
+
+        ``when`` must be a finite number (not a bool) at most
+        ``MAX_SECONDS`` (about 31.7 years) from now: :class:`TypeError` or
+        :class:`ValueError` otherwise.
         """
-        if math.isnan(when):
-            raise ValueError("pause_until(when=nan): when must be a number")
+        when = _number(
+            "pause_until", "when", when, f"a finite clock time at most {MAX_SECONDS:g}s from now"
+        )
+        now = self._clock.now()
+        if when - now > MAX_SECONDS:
+            raise ValueError(
+                f"pause_until(when={shown(when)}): when must be at most {MAX_SECONDS:g}s "
+                f"from now (now={now!r})"
+            )
         if when <= self._paused_until:
             return
         self._paused_until = when
         self._restricted_until = max(when, self._budget_until)
+        if self._events is not NO_LISTENERS and when > now:
+            self._events.emit(RateLimitEvent(self.name, "paused", when - now))
         self._changed()
 
     def pause_for(self, seconds: float) -> None:
-        """Grant nothing for the next ``seconds`` (``Retry-After: seconds``)."""
-        if not seconds >= 0 or seconds == _INF:
-            raise ValueError(f"pause_for(seconds={seconds!r}): seconds must be finite and >= 0")
+        """Grant nothing for the next ``seconds`` (``Retry-After: seconds``);
+        ``seconds`` is a finite number from 0 to ``MAX_SECONDS``."""
+        allowed = f"a finite number of seconds from 0 to {MAX_SECONDS:g}"
+        seconds = _number("pause_for", "seconds", seconds, allowed)
+        if not 0 <= seconds <= MAX_SECONDS:
+            raise ValueError(f"pause_for(seconds={shown(seconds)}): seconds must be {allowed}")
         self.pause_until(self._clock.now() + seconds)
 
     def resume(self) -> None:
@@ -475,14 +564,33 @@ class RateLimiter:
         budget, so responses arriving out of order never raise it; a later reset
         starts a new window. ``limit`` is recorded for :meth:`snapshot` and does
         not resize the bucket (use :meth:`resize`).
+
+        ``limit`` and ``remaining`` must be whole numbers >= 0 (ints, not
+        bools; an integral float such as ``12.0`` is taken as ``12``),
+        ``reset_in`` a finite number of seconds from 0 to ``MAX_SECONDS``:
+        anything else (NaN, ±inf, strings) raises :class:`TypeError` or
+        :class:`ValueError` naming the argument, and changes nothing.
         """
-        if limit < 0 or not remaining >= 0 or not reset_in >= 0 or reset_in == _INF:
+        counts = "a whole number >= 0"
+        limit_n = _number("update_from_headers", "limit", limit, counts)
+        remaining_n = _number("update_from_headers", "remaining", remaining, counts)
+        seconds = f"a finite number of seconds from 0 to {MAX_SECONDS:g}"
+        reset_n = _number("update_from_headers", "reset_in", reset_in, seconds)
+        for argument, value, number in (
+            ("limit", limit, limit_n),
+            ("remaining", remaining, remaining_n),
+        ):
+            if number < 0 or not number.is_integer():
+                raise ValueError(
+                    f"update_from_headers({argument}={shown(value)}): {argument} must be {counts}"
+                )
+        if not 0 <= reset_n <= MAX_SECONDS:
             raise ValueError(
-                f"update_from_headers(limit={limit!r}, remaining={remaining!r}, "
-                f"reset_in={reset_in!r}): limit and remaining must be >= 0 and "
-                "reset_in finite and >= 0 seconds"
+                f"update_from_headers(reset_in={shown(reset_in)}): reset_in must be {seconds}"
             )
-        self._exchange_limit = limit
+        reset_in = reset_n
+        remaining = int(remaining_n)
+        self._exchange_limit = int(limit_n)
         now = self._clock.now()
         self._refill(now)
         if reset_in == 0:
@@ -494,6 +602,12 @@ class RateLimiter:
             self._budget = float(remaining)
             self._budget_until = reset_at
         self._restricted_until = max(self._paused_until, self._budget_until)
+        if self._events is not NO_LISTENERS:
+            self._events.emit(
+                RateLimitEvent(
+                    self.name, "budget", self._budget_until - now, remaining=self._budget
+                )
+            )
         self._changed()
 
     # ------------------------------------------------------------------- call
@@ -520,7 +634,8 @@ class RateLimiter:
     async def call_weighted_async(
         self, cost: float, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Acquire ``cost`` tokens, then run ``await fn(*args, **kwargs)``."""
+        """Acquire ``cost`` tokens, then run ``await fn(*args, **kwargs)``
+        (:meth:`call_async` is this with cost 1, its fast path inlined)."""
         await self.acquire(cost)
         return await fn(*args, **kwargs)
 
@@ -587,7 +702,7 @@ def _cost_error(name: str, cost: float, capacity: float) -> ConfigurationError:
             FieldError(
                 f"RateLimiter({name!r})",
                 "cost",
-                cost,
+                shown(cost) if isinstance(cost, int) and cost.bit_length() > 64 else cost,
                 f"must be > 0 and <= capacity ({capacity:g} tokens)",
             )
         ]

@@ -12,21 +12,29 @@ attempt has failed (or, with ``max_elapsed`` set, one clock read per call).
 
 from __future__ import annotations
 
-import inspect
-import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+import reprlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, ParamSpec, TypeVar, cast, overload
+from typing import Annotated, Any, Final, ParamSpec, TypeVar, cast, overload
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from .._model import ConfigModel
+from .._model import (
+    ConfigModel,
+    Count,
+    FiniteFloat,
+    NonNegativeFloat,
+    PositiveSeconds,
+    RuleError,
+    Seconds,
+)
 from ..classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._backoff import Backoff, BackoffStrategy, JitterMode
 from ._budget import RetryBudget
+from ._core import MAX_NAME_LENGTH, NO_LISTENERS, PolicyName, SingleStreamPolicy, shown
 from ._decorate import decorate
 
 __all__ = [
@@ -44,8 +52,6 @@ __all__ = [
 P = ParamSpec("P")
 T = TypeVar("T")
 
-log = logging.getLogger("virtuoso_resilience.retry")
-
 _TRANSIENT = OutcomeKind.TRANSIENT
 _AMBIGUOUS = OutcomeKind.AMBIGUOUS
 _DEFAULT_RETRY_ON: frozenset[OutcomeKind] = frozenset(
@@ -53,15 +59,12 @@ _DEFAULT_RETRY_ON: frozenset[OutcomeKind] = frozenset(
 )
 _REJECTED_RESULT = Outcome(_TRANSIENT, reason="result rejected by retry_on_result")
 
-RetryListener = Callable[["RetryEvent"], Awaitable[None] | None]
-"""A callback run before each backoff sleep: a plain function or a coroutine function."""
+_FIRST: Final[Any] = object()
+"""``_retrying``'s ``error`` when the first attempt has not run yet."""
 
-_FRIENDLY_ALLOWED = {
-    "retry_on": (
-        "must be a set of OutcomeKind (or their string values) other than 'success', or None"
-    ),
-    "retry_on_result": "must be a callable taking the result and returning a bool, or None",
-}
+_RETRY_ON_ALLOWED = (
+    "must be a set of OutcomeKind (or their string values) other than 'success', or None"
+)
 
 
 class RetryConfig(ConfigModel):
@@ -74,23 +77,28 @@ class RetryConfig(ConfigModel):
 
     ``max_retries`` (``max_attempts - 1``) is accepted by the constructor
     (``RetryConfig(max_retries=3)``) and is a settable property.
+
+    ``base_delay <= max_delay`` is checked on creation and on every
+    assignment (the one cross-field rule mechanism: a model validator raising
+    :class:`~virtuoso_resilience._model.RuleError`); to raise both, assign
+    ``max_delay`` first.
     """
 
-    name: str = "retry"
+    name: PolicyName = "retry"
     """The policy's name, shown in its repr, metrics and logs."""
-    max_attempts: int = Field(default=4, ge=1)
+    max_attempts: Count = 4
     """Total attempts, the first one included."""
-    base_delay: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    base_delay: Seconds = 1.0
     """Backoff base delay (seconds)."""
-    max_delay: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    max_delay: PositiveSeconds = 30.0
     """Upper bound of one backoff delay (seconds); also the longest Retry-After honoured."""
-    multiplier: float = Field(default=2.0, ge=1, allow_inf_nan=False)
+    multiplier: Annotated[FiniteFloat, Field(ge=1)] = 2.0
     """Growth factor of the exponential strategy."""
     strategy: BackoffStrategy = Field(default=BackoffStrategy.EXPONENTIAL, strict=False)
     """How the delay grows: fixed, linear, exponential or decorrelated_jitter."""
     jitter: JitterMode = Field(default=JitterMode.FULL, strict=False)
     """Randomisation of the delay: none, full or equal (ignored by decorrelated_jitter)."""
-    max_elapsed: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_elapsed: PositiveSeconds | None = None
     """Overall deadline from the start of the call (seconds); None: no deadline."""
     idempotent: bool = False
     """Whether repeating the operation is harmless: AMBIGUOUS outcomes are then retried."""
@@ -104,93 +112,67 @@ class RetryConfig(ConfigModel):
     """Predicate on a successful result: true means "try again" (e.g. a "try later" reply)."""
     exchange_id: str | None = None
     """Exchange whose error-code overrides the classifier applies."""
-    budget_ratio: float | None = Field(default=0.2, ge=0, le=100, allow_inf_nan=False)
+    budget_ratio: Annotated[NonNegativeFloat, Field(le=100)] | None = 0.2
     """Retries earned per call; None disables the retry budget."""
-    budget_ttl: float = Field(default=10.0, ge=1, le=60, allow_inf_nan=False)
+    budget_ttl: Annotated[Seconds, Field(ge=1, le=60)] = 10.0
     """Window of the retry budget (seconds)."""
-    budget_min_retries_per_second: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    budget_min_retries_per_second: NonNegativeFloat = 1.0
     """Floor of the retry budget, so that low-traffic callers can retry."""
-
-    _CROSS_FIELDS: ClassVar[frozenset[str]] = frozenset({"base_delay", "max_delay"})
 
     @field_validator("retry_on", mode="before")
     @classmethod
-    def _retry_on_items(cls, value: Any) -> Any:
-        if isinstance(value, set | frozenset | list | tuple):
-            return frozenset(OutcomeKind(v) if isinstance(v, str) else v for v in value)
-        return value
-
-    @field_validator("retry_on")
-    @classmethod
-    def _retry_on_not_success(cls, value: frozenset[OutcomeKind] | None) -> Any:
-        if value is not None and OutcomeKind.SUCCESS in value:
-            raise ValueError("SUCCESS cannot be retried")
-        return value
-
-    def __init__(self, **data: Any) -> None:
-        if "max_retries" in data:
-            retries = data.pop("max_retries")
-            _check_max_retries(retries)
-            attempts = retries + 1
-            if "max_attempts" in data and data["max_attempts"] != attempts:
-                raise ConfigurationError(
-                    [
-                        FieldError(
-                            "RetryConfig",
-                            "max_retries",
-                            retries,
-                            f"conflicts with max_attempts={data['max_attempts']!r} "
-                            "(max_retries is max_attempts - 1)",
-                        )
-                    ]
-                )
-            data["max_attempts"] = attempts
-        try:
-            super().__init__(**data)
-        except ValueError as exc:
-            # ConfigurationError is a ValueError: reword the generic descriptions.
-            raise _friendlier(exc) from None
-        if self.base_delay > self.max_delay:
-            raise ConfigurationError(
-                [
-                    FieldError(
-                        "RetryConfig",
-                        "base_delay",
-                        self.base_delay,
-                        f"must be <= max_delay ({self.max_delay!r})",
-                    ),
-                    FieldError(
-                        "RetryConfig",
-                        "max_delay",
-                        self.max_delay,
-                        f"must be >= base_delay ({self.base_delay!r})",
-                    ),
-                ]
-            )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name not in self._CROSS_FIELDS:
+    def _retry_on_kinds(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise ValueError(_RETRY_ON_ALLOWED)
+        kinds: set[OutcomeKind] = set()
+        for item in value:
             try:
-                super().__setattr__(name, value)
-            except ValueError as exc:
-                raise _friendlier(exc) from None
-            return
-        old = getattr(self, name)
-        super().__setattr__(name, value)
-        if self.base_delay > self.max_delay:
-            super().__setattr__(name, old)
-            other = "max_delay" if name == "base_delay" else "base_delay"
-            relation = "<=" if name == "base_delay" else ">="
-            raise ConfigurationError(
-                [
-                    FieldError(
-                        "RetryConfig",
-                        name,
-                        value,
-                        f"must be {relation} {other} ({getattr(self, other)!r})",
-                    )
-                ]
+                kind = item if isinstance(item, OutcomeKind) else OutcomeKind(item)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{_RETRY_ON_ALLOWED}; {reprlib.repr(item)} is not an OutcomeKind"
+                ) from None
+            if kind is OutcomeKind.SUCCESS:
+                raise ValueError(f"{_RETRY_ON_ALLOWED} (SUCCESS cannot be retried)")
+            kinds.add(kind)
+        return frozenset(kinds)
+
+    @field_validator("retry_on_result", mode="before")
+    @classmethod
+    def _predicate(cls, value: Any) -> Any:
+        if value is not None and not callable(value):
+            raise ValueError("must be a callable taking the result and returning a bool, or None")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_retries_alias(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "max_retries" not in data:
+            return data
+        data = dict(data)
+        retries = data.pop("max_retries")
+        if type(retries) is not int or retries < 0:
+            raise RuleError({"max_retries": retries}, "must be an integer >= 0")
+        attempts = retries + 1
+        if "max_attempts" in data and data["max_attempts"] != attempts:
+            raise RuleError(
+                {"max_retries": retries},
+                f"conflicts with max_attempts={data['max_attempts']!r} "
+                "(max_retries is max_attempts - 1)",
             )
+        data["max_attempts"] = attempts
+        return data
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> RetryConfig:
+        if self.base_delay > self.max_delay:
+            raise RuleError(
+                {"base_delay": self.base_delay, "max_delay": self.max_delay},
+                f"base_delay ({self.base_delay:g}) must be <= max_delay ({self.max_delay:g})",
+            )
+        return self
 
     @property
     def max_retries(self) -> int:
@@ -214,21 +196,10 @@ def _check_max_retries(value: Any) -> None:
         )
 
 
-def _friendlier(exc: ValueError) -> ValueError:
-    if not isinstance(exc, ConfigurationError):
-        return exc
-    errors = [
-        FieldError(e.model, e.field, e.value, _FRIENDLY_ALLOWED[e.field])
-        if e.field in _FRIENDLY_ALLOWED
-        else e
-        for e in exc.errors
-    ]
-    return ConfigurationError(errors)
-
-
 @dataclass(frozen=True, slots=True)
 class RetryEvent:
-    """A retry is about to happen: emitted before the backoff sleep.
+    """A retry is about to happen: published before the backoff sleep (an
+    async listener runs on its own worker; the sleep never waits for it).
 
     ``attempt`` is the number of the attempt that just failed (1 = the first
     call), ``delay`` the seconds about to be slept, ``outcome`` what the
@@ -290,7 +261,7 @@ class RetryMetrics:
         return data
 
 
-class RetryPolicy:
+class RetryPolicy(SingleStreamPolicy[RetryConfig, RetryEvent]):
     """Runs async callables again on retryable failures.
 
     ``config`` (or keyword settings, the fields of :class:`RetryConfig`)
@@ -300,8 +271,13 @@ class RetryPolicy:
     determinism).
 
     Use ``await policy.call_async(fn, *args, **kwargs)``, or decorate an
-    ``async def`` with ``@policy``.
+    ``async def`` with ``@policy``. Each retry is published to the listeners
+    (:meth:`add_listener`) as a :class:`RetryEvent`.
     """
+
+    kind = "retry"
+    config_type = RetryConfig
+    default_name = "retry"
 
     __slots__ = (
         "_attempts",
@@ -317,7 +293,6 @@ class RetryPolicy:
         "_failed_retry",
         "_gave_up_deadline",
         "_gave_up_retry_after",
-        "_listeners",
         "_not_retryable",
         "_ok_at",
         "_ok_first",
@@ -325,7 +300,6 @@ class RetryPolicy:
         "_retries",
         "_rng",
         "_slow_calls",
-        "config",
     )
 
     def __init__(
@@ -337,13 +311,11 @@ class RetryPolicy:
         rng: random.Random | None = None,
         **config_kwargs: Any,
     ) -> None:
-        if config is not None and config_kwargs:
-            raise TypeError("pass either a RetryConfig or keyword settings, not both")
-        self.config: RetryConfig = config if config is not None else RetryConfig(**config_kwargs)
+        self._bind(None, config, config_kwargs)
+        self._open_events()
         self._clock = clock
         self._classifier = DEFAULT_CLASSIFIER if classifier is None else classifier
         self._rng = random.Random() if rng is None else rng
-        self._listeners: tuple[RetryListener, ...] = ()
         self._budget: RetryBudget | None = None
         self._budget_key: tuple[float, float, float] | None = None
         # Hot-path counter: the only thing a first-try success touches.
@@ -367,11 +339,6 @@ class RetryPolicy:
 
     # ------------------------------------------------------------- calling
 
-    @property
-    def name(self) -> str:
-        """The policy's name (``config.name``)."""
-        return self.config.name
-
     async def call_async(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -381,8 +348,11 @@ class RetryPolicy:
         exhausted, deadline, Retry-After too long, budget empty). With
         ``retry_on_result`` set, the last result is returned when attempts run
         out. :class:`asyncio.CancelledError` propagates at once, uncounted.
+
+        This is the first attempt's fast path; everything after a failure is
+        :meth:`_retrying`, which :class:`RetryCall` runs from the start.
         """
-        config = self.config
+        config = self._config
         started = None if config.max_elapsed is None else self._clock.now()
         try:
             result = await fn(*args, **kwargs)
@@ -402,6 +372,12 @@ class RetryPolicy:
         shares the policy's configuration and metrics; ``None`` keeps the
         configured value.
         """
+        for argument, value in (("idempotent", idempotent), ("write", write)):
+            if value is not None and type(value) is not bool:
+                raise TypeError(
+                    f"with_options({argument}={shown(value)}): {argument} must be True, False "
+                    f"or None, not {type(value).__name__}"
+                )
         return RetryCall(self, idempotent, write)
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -427,10 +403,24 @@ class RetryPolicy:
         idempotent: bool | None,
         write: bool | None,
     ) -> T:
-        """Everything after a first attempt that failed or returned a rejected result."""
-        self._slow_calls += 1
-        config = self.config
+        """Everything after a first attempt that failed or returned a rejected
+        result; with ``error`` :data:`_FIRST`, the first attempt too."""
+        config = self._config
         clock = self._clock
+        accept = config.retry_on_result
+        if error is _FIRST:
+            if config.max_elapsed is not None:
+                started = clock.now()
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            else:
+                error = None
+                if accept is None or not accept(result):
+                    self._ok_first += 1
+                    return cast(T, result)
+        self._slow_calls += 1
         classify = self._classifier.classify
         write = config.write if write is None else write
         idempotent = config.idempotent if idempotent is None else idempotent
@@ -440,7 +430,6 @@ class RetryPolicy:
         exchange_id = config.exchange_id
         max_attempts = config.max_attempts
         max_delay = config.max_delay
-        accept = config.retry_on_result
         deadline: float | None = None
         if config.max_elapsed is not None:
             deadline = (clock.now() if started is None else started) + config.max_elapsed
@@ -483,32 +472,18 @@ class RetryPolicy:
                     self._budget_exhausted += 1
                     break
             # -- back off (a cancelled backoff gives its budget token back)
-            try:
-                if self._listeners:
-                    await self._notify(
-                        RetryEvent(
-                            attempt,
-                            delay,
-                            outcome,
-                            None if error is None else type(error).__name__,
-                            config.name,
-                        )
+            events = self._events
+            if events is not NO_LISTENERS:
+                events.emit(
+                    RetryEvent(
+                        attempt,
+                        delay,
+                        outcome,
+                        None if error is None else type(error).__name__,
+                        self.name,
                     )
-                    if deadline is not None:
-                        # Awaited listeners take time: the sleep must still end
-                        # by the deadline (a Retry-After is never shortened).
-                        now = clock.now()
-                        if now + delay > deadline:
-                            if outcome.retry_after is None and now <= deadline:
-                                delay = deadline - now
-                            else:
-                                if now > deadline:
-                                    self._gave_up_deadline += 1
-                                else:
-                                    self._gave_up_retry_after += 1
-                                if budget is not None:
-                                    budget.refund(receipt)
-                                break
+                )
+            try:
                 await clock.sleep(delay)
             except BaseException:
                 if budget is not None:
@@ -541,22 +516,8 @@ class RetryPolicy:
             raise error
         return cast(T, result)
 
-    async def _notify(self, event: RetryEvent) -> None:
-        for listener in self._listeners:
-            try:
-                outcome = listener(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception as exc:
-                log.warning(
-                    "retry policy %r: listener %s raised %s; ignored",
-                    event.policy,
-                    getattr(listener, "__qualname__", type(listener).__name__),
-                    type(exc).__name__,
-                )
-
     def _current_budget(self) -> RetryBudget | None:
-        config = self.config
+        config = self._config
         ratio = config.budget_ratio
         if ratio is None:
             self._budget = None
@@ -580,19 +541,6 @@ class RetryPolicy:
             )
             self._budget_key = key
         return self._budget
-
-    # ------------------------------------------------------------- listeners
-
-    def add_listener(self, listener: RetryListener) -> None:
-        """Call ``listener(event)`` before each backoff sleep (sync or async).
-
-        A listener that raises is logged at warning level and otherwise ignored.
-        """
-        self._listeners = (*self._listeners, listener)
-
-    def remove_listener(self, listener: RetryListener) -> None:
-        """Stop calling ``listener``; unknown listeners are ignored."""
-        self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     # ------------------------------------------------------------- metrics
 
@@ -630,7 +578,7 @@ class RetryPolicy:
         successes = self._ok_first + self._ok_retry
         budget = self._current_budget()
         return RetryMetrics(
-            name=self.config.name,
+            name=self._config.name,
             calls=calls,
             success_without_retry=self._ok_first,
             success_with_retry=self._ok_retry,
@@ -652,7 +600,7 @@ class RetryPolicy:
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready metrics plus the main settings."""
         data = self.metrics.as_dict()
-        config = self.config
+        config = self._config
         data["config"] = {
             "max_attempts": config.max_attempts,
             "strategy": config.strategy.value,
@@ -668,7 +616,7 @@ class RetryPolicy:
         return data
 
     def __repr__(self) -> str:
-        config = self.config
+        config = self._config
         return (
             f"<RetryPolicy {config.name!r} max_attempts={config.max_attempts} "
             f"strategy={config.strategy.value} calls={self.calls} retries={self._retries}>"
@@ -678,7 +626,9 @@ class RetryPolicy:
 class RetryCall:
     """A :class:`RetryPolicy` with per-call ``idempotent`` / ``write`` overrides.
 
-    Made by :meth:`RetryPolicy.with_options`; shares the policy's config and metrics.
+    Made by :meth:`RetryPolicy.with_options`; shares the policy's config and
+    metrics. A thin view: its calls run the policy's one retry loop
+    (:meth:`RetryPolicy._retrying`) from the first attempt.
     """
 
     __slots__ = ("_idempotent", "_policy", "_write")
@@ -692,21 +642,9 @@ class RetryCall:
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Like :meth:`RetryPolicy.call_async`, with this view's overrides."""
-        policy = self._policy
-        config = policy.config
-        started = None if config.max_elapsed is None else policy._clock.now()
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as exc:
-            return await policy._retrying(
-                fn, args, kwargs, exc, None, started, self._idempotent, self._write
-            )
-        if config.retry_on_result is not None and config.retry_on_result(result):
-            return await policy._retrying(
-                fn, args, kwargs, None, result, started, self._idempotent, self._write
-            )
-        policy._ok_first += 1
-        return result
+        return await self._policy._retrying(
+            fn, args, kwargs, _FIRST, None, None, self._idempotent, self._write
+        )
 
     def __repr__(self) -> str:
         return (
@@ -754,7 +692,9 @@ def retry(
 
     def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         if config is None and "name" not in settings:
-            named = {"name": getattr(func, "__qualname__", repr(func)), **settings}
+            qualname = getattr(func, "__qualname__", None)
+            label = qualname if isinstance(qualname, str) and qualname.isprintable() else "retry"
+            named = {"name": label[-MAX_NAME_LENGTH:], **settings}
         else:
             named = settings
         policy = RetryPolicy(config, clock=clock, classifier=classifier, rng=rng, **named)

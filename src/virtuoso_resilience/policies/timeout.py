@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from pydantic import Field
-
-from .._model import ConfigModel
-from ..errors import ConfigurationError, FieldError, ResilienceTimeoutError
+from .._model import ConfigModel, PositiveSeconds
+from ..errors import ResilienceTimeoutError
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
 from ._decorate import decorate
 
-__all__ = ["TimeoutConfig", "TimeoutPolicy", "TimeoutScope"]
+__all__ = ["TimeoutConfig", "TimeoutEvent", "TimeoutPolicy", "TimeoutScope"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,9 +37,9 @@ class TimeoutConfig(ConfigModel):
     (``policy.config.seconds = 5``) applies from the next call.
     """
 
-    name: Annotated[str, Field(min_length=1)] | None = None
+    name: PolicyName | None = None
     """The policy's name; filled in by the policy when left out."""
-    seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
+    seconds: PositiveSeconds = 10.0
     """The limit in seconds (ccxt's own default request timeout is 10 s)."""
     scope: TimeoutScope = "attempt"
     """What the limit covers: one ``"attempt"`` or the whole ``"operation"``.
@@ -47,13 +47,29 @@ class TimeoutConfig(ConfigModel):
     it and is reported in :class:`ResilienceTimeoutError`."""
 
 
-class TimeoutPolicy:
+@dataclass(frozen=True, slots=True)
+class TimeoutEvent:
+    """A call was stopped by the limit of ``seconds`` (``scope``: what it covered)."""
+
+    name: str
+    seconds: float
+    scope: TimeoutScope
+
+
+class TimeoutPolicy(SingleStreamPolicy[TimeoutConfig, TimeoutEvent]):
     """Bounds the duration of a call.
 
     ``await policy.call_async(fn, *args, **kwargs)`` or ``@policy`` on an
     ``async def``. Raises :class:`ResilienceTimeoutError` (``operation`` = the
-    policy's name, ``limit`` = seconds, ``scope``) when the limit passes.
+    policy's name, ``limit`` = seconds, ``scope``) when the limit passes, and
+    publishes a :class:`TimeoutEvent` to the listeners (:meth:`add_listener`).
     """
+
+    kind = "timeout"
+    config_type = TimeoutConfig
+    default_name = "timeout"
+
+    __slots__ = ("_calls", "_timeouts")
 
     def __init__(
         self, name: str | None = None, config: TimeoutConfig | None = None, **settings: Any
@@ -63,27 +79,10 @@ class TimeoutPolicy:
         ``settings`` are :class:`TimeoutConfig` fields; pass them or a config,
         not both.
         """
-        if config is None:
-            config = TimeoutConfig(name=name, **settings)
-        elif settings:
-            raise TypeError("pass either a TimeoutConfig or keyword settings, not both")
-        if name is None:
-            name = config.name or "timeout"
-        if config.name is None:
-            config.name = name
-        elif config.name != name:
-            raise ConfigurationError(
-                [FieldError("TimeoutConfig", "name", config.name, f"must be {name!r}")]
-            )
-        self.name: str = name
-        self._config = config
+        self._bind(name, config, settings)
+        self._open_events()
         self._calls = 0
         self._timeouts = 0
-
-    @property
-    def config(self) -> TimeoutConfig:
-        """The live configuration; field changes apply from the next call."""
-        return self._config
 
     @property
     def calls(self) -> int:
@@ -111,8 +110,11 @@ class TimeoutPolicy:
             if not deadline.expired():
                 raise
             self._timeouts += 1
+            scope = self._config.scope
+            if self._events is not NO_LISTENERS:
+                self._events.emit(TimeoutEvent(self.name, seconds, scope))
             cause = exc.__cause__ if isinstance(exc.__cause__, asyncio.CancelledError) else exc
-            raise ResilienceTimeoutError(self.name, seconds, scope=self._config.scope) from cause
+            raise ResilienceTimeoutError(self.name, seconds, scope=scope) from cause
 
     def __call__(
         self, fn: Callable[P, Coroutine[Any, Any, T]]

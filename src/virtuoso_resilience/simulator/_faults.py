@@ -17,9 +17,21 @@ import math
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any, Self
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .._model import MAX_SECONDS, PositiveSeconds, Ratio, RuleError, Seconds
 from ..clock import Clock
 from ..errors import ResilienceError
 
@@ -37,10 +49,13 @@ __all__ = [
 class FaultSpecError(ResilienceError, ValueError):
     """A fault specification was rejected; the message names the bad token."""
 
-    def __init__(self, token: str, problem: str) -> None:
+    def __init__(self, token: str, problem: str, *, field: str | None = None) -> None:
         self.token = token
         self.problem = problem
-        super().__init__(f"bad fault {token!r}: {problem}")
+        self.field = field
+        """The first field of a fault object that was refused, when known."""
+        shown = token if len(token) <= 200 else token[:197] + "..."
+        super().__init__(f"bad fault {shown!r}: {problem}")
 
 
 class FaultKind(enum.Enum):
@@ -92,24 +107,96 @@ ALLOWED_KEYS = (
     "system_error",
 )
 _SYSTEM_ERROR_MESSAGE = "System error. Please try again later."
-_FLOAT_FIELDS = frozenset(
-    {
-        "probability",
-        "start",
-        "duration",
-        "latency",
-        "latency_max",
-        "latency_stddev",
-        "period",
-        "delay",
-    }
-)
-_INT_FIELDS = frozenset({"count", "status", "retcode", "limit"})
+MAX_COUNT = 1_000_000_000
+"""The largest ``count`` and rate ``limit`` a fault accepts."""
+MAX_RETCODE = 2**31 - 1
+"""Bybit retCodes are 32-bit integers; a fault's ``retcode`` stays within +-this."""
+MAX_FAULTS = 10_000
+"""The most faults a simulator holds at once (each request consults all of them)."""
+MAX_TEXT = 1000
+"""The longest ``endpoint`` or ``message`` a fault accepts (characters)."""
+_MAX_SHOWN = 120
 
 
-@dataclass(frozen=True, slots=True)
-class Fault:
+def _positive_zero(value: float) -> float:
+    return value + 0.0  # -0.0 becomes 0.0: a duration or a probability has no sign
+
+
+_NoSign = AfterValidator(_positive_zero)
+_Duration = Annotated[Seconds, _NoSign]
+_Positive = Annotated[PositiveSeconds, _NoSign]
+_Probability = Annotated[Ratio, _NoSign]
+_Times = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+_Limit = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+_Status = Annotated[int, Field(ge=400, le=599)]
+_Retcode = Annotated[int, Field(ge=-MAX_RETCODE, le=MAX_RETCODE)]
+_Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+_ALLOWED: Mapping[str, str] = {
+    "kind": "a FaultKind; allowed kinds: " + ", ".join(k.value for k in FaultKind),
+    "endpoint": (
+        "a string: a path starting with '/', a glob such as '/v5/market/*', 'public' or "
+        "'private' "
+        f"(at most {MAX_TEXT} characters; null: every endpoint)"
+    ),
+    "probability": "a number in 0..1",
+    "count": f"an integer in 1..{MAX_COUNT} (null: no limit)",
+    "start": f"a finite number of seconds in 0..{MAX_SECONDS:.0f}",
+    "duration": f"a finite number of seconds > 0 and <= {MAX_SECONDS:.0f} (null: until removed)",
+    "latency": f"a finite number of seconds in 0..{MAX_SECONDS:.0f}",
+    "latency_max": f"a finite number of seconds in 0..{MAX_SECONDS:.0f} (or null)",
+    "latency_stddev": f"a finite number of seconds in 0..{MAX_SECONDS:.0f} (or null)",
+    "status": "an integer HTTP status in 400..599",
+    "retcode": f"a non-zero integer Bybit retCode in -{MAX_RETCODE}..{MAX_RETCODE}",
+    "message": f"a string of at most {MAX_TEXT} characters (or null)",
+    "limit": f"an integer in 1..{MAX_COUNT} (requests per period)",
+    "period": f"a finite number of seconds > 0 and <= {MAX_SECONDS:.0f}",
+    "delay": f"a finite number of seconds in 0..{MAX_SECONDS:.0f} (> 0 for late_response)",
+}
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to a readable length (a hostile value may be a megabyte)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deeply nested, or an int too long to print
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _spec_error(token: str, error: ValidationError) -> FaultSpecError:
+    """The :class:`FaultSpecError` for a rejected fault: every bad field, what is allowed."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    first: str | None = None
+    for item in error.errors(include_url=False):
+        cause = (item.get("ctx") or {}).get("error")
+        loc = item.get("loc", ())
+        name = str(loc[0]) if loc else ""
+        if isinstance(cause, RuleError):
+            problem = str(cause)
+        elif item.get("type") == "extra_forbidden":
+            problem = f"unknown field {name!r}; allowed fields: {', '.join(Fault.model_fields)}"
+        elif item.get("type") == "value_error":
+            problem = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        else:
+            allowed = _ALLOWED.get(name, str(item.get("msg", "invalid")))
+            problem = f"{name} must be {allowed}, got {_shown(item.get('input'))}"
+        if name in seen and not isinstance(cause, RuleError):
+            continue
+        seen.add(name)
+        problems.append(problem)
+        if first is None:
+            first = ", ".join(cause.fields) if isinstance(cause, RuleError) else name or None
+    return FaultSpecError(token, "; ".join(problems) or "invalid fault", field=first)
+
+
+class Fault(BaseModel):
     """One fault: its kind, where it applies, how often and for how long.
+
+    An immutable, validated value: every number is finite and bounded (the
+    shared annotated types of the configuration models); a bad value raises
+    :class:`FaultSpecError` naming the field, the value and what is allowed.
 
     Common fields:
 
@@ -127,63 +214,68 @@ class Fault:
     range, with ``latency_stddev`` a normal distribution), ``status`` (HTTP
     status for ``HTTP``), ``retcode`` / ``message`` (for ``RETCODE``),
     ``limit`` / ``period`` (for ``RATE_LIMIT``, requests per seconds),
-    ``delay`` (seconds, for ``LATE_RESPONSE``).
+    ``delay`` (seconds, for ``LATE_RESPONSE``). Durations are at most
+    :data:`~virtuoso_resilience._model.MAX_SECONDS` (1e9 s).
     """
 
-    kind: FaultKind
-    endpoint: str | None = None
-    probability: float = 1.0
-    count: int | None = None
-    start: float = 0.0
-    duration: float | None = None
-    latency: float = 0.0
-    latency_max: float | None = None
-    latency_stddev: float | None = None
-    status: int = 500
-    retcode: int = 10016
-    message: str | None = None
-    limit: int = 0
-    period: float = 1.0
-    delay: float = 0.0
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.kind, FaultKind):
-            raise FaultSpecError(repr(self.kind), "kind must be a FaultKind")
-        token = self.describe()
-        if not 0.0 <= self.probability <= 1.0:
-            raise FaultSpecError(token, f"probability must be in 0..1, got {self.probability!r}")
-        if self.count is not None and self.count < 1:
-            raise FaultSpecError(token, f"count must be >= 1, got {self.count!r}")
-        if self.count is not None and self.kind in (FaultKind.RATE_LIMIT, FaultKind.MAINTENANCE):
-            raise FaultSpecError(
-                token,
-                f"{self.kind.value} takes a time window (start/duration; '~30s' in the "
+    kind: FaultKind
+    endpoint: _Text | None = None
+    probability: _Probability = 1.0
+    count: _Times | None = None
+    start: _Duration = 0.0
+    duration: _Positive | None = None
+    latency: _Duration = 0.0
+    latency_max: _Duration | None = None
+    latency_stddev: _Duration | None = None
+    status: _Status = 500
+    retcode: _Retcode = 10016
+    message: _Text | None = None
+    limit: _Limit = 0
+    period: _Positive = 1.0
+    delay: _Duration = 0.0
+
+    def __init__(self, kind: FaultKind, **data: Any) -> None:
+        try:
+            super().__init__(kind=kind, **data)
+        except ValidationError as exc:
+            name = kind.value if isinstance(kind, FaultKind) else _shown(kind)
+            args = ", ".join(f"{k}={_shown(v)}" for k, v in data.items())
+            raise _spec_error(f"{name}({args})", exc) from None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not (value in ("public", "private") or value.startswith("/")):
+            raise ValueError(f"endpoint must be {_ALLOWED['endpoint']}, got {_shown(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_kind_rules(self) -> Self:
+        kind = self.kind
+        if self.count is not None and kind in (FaultKind.RATE_LIMIT, FaultKind.MAINTENANCE):
+            raise RuleError(
+                {"kind": kind.value, "count": self.count},
+                f"{kind.value} takes a time window (start/duration; '~30s' in the "
                 "grammar), not a count",
             )
-        if self.start < 0 or (self.duration is not None and self.duration <= 0):
-            raise FaultSpecError(token, "time window must have start >= 0 and duration > 0")
-        if self.endpoint is not None and not (
-            self.endpoint in ("public", "private") or self.endpoint.startswith("/")
-        ):
-            raise FaultSpecError(
-                token, "endpoint must be a path starting with '/', a glob, 'public' or 'private'"
+        if self.latency_max is not None and self.latency_max < self.latency:
+            raise RuleError(
+                {"latency": self.latency, "latency_max": self.latency_max},
+                f"latency_max must be >= latency, got {self.latency_max!r} < {self.latency!r}",
             )
-        kind = self.kind
-        if kind is FaultKind.LATENCY:
-            if self.latency < 0 or (
-                self.latency_max is not None and self.latency_max < self.latency
-            ):
-                raise FaultSpecError(token, "latency must be >= 0 (and max >= min)")
-            if self.latency_stddev is not None and self.latency_stddev < 0:
-                raise FaultSpecError(token, "latency stddev must be >= 0")
-        elif kind is FaultKind.HTTP and not 400 <= self.status <= 599:
-            raise FaultSpecError(token, f"HTTP status must be in 400..599, got {self.status!r}")
-        elif kind is FaultKind.RETCODE and self.retcode == 0:
-            raise FaultSpecError(token, "retcode must be a non-zero Bybit error code")
-        elif kind is FaultKind.RATE_LIMIT and (self.limit < 1 or self.period <= 0):
-            raise FaultSpecError(token, "rate_limit needs limit >= 1 and period > 0 (e.g. 10/s)")
-        elif kind is FaultKind.LATE_RESPONSE and self.delay <= 0:
-            raise FaultSpecError(token, "late_response delay must be > 0 (e.g. 30s)")
+        if kind is FaultKind.RETCODE and self.retcode == 0:
+            raise RuleError(
+                {"retcode": self.retcode}, "retcode must be a non-zero Bybit error code"
+            )
+        if kind is FaultKind.RATE_LIMIT and self.limit < 1:
+            raise RuleError(
+                {"limit": self.limit}, "rate_limit needs limit >= 1 and period > 0 (e.g. 10/s)"
+            )
+        if kind is FaultKind.LATE_RESPONSE and self.delay <= 0:
+            raise RuleError({"delay": self.delay}, "late_response delay must be > 0 (e.g. 30s)")
+        return self
 
     # -- grammar round trip -------------------------------------------------
 
@@ -226,48 +318,46 @@ class Fault:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (only the fields that differ from the defaults)."""
         out: dict[str, Any] = {"kind": self.kind.value}
-        for f in fields(self):
-            if f.name == "kind":
+        for name, info in type(self).model_fields.items():
+            if name == "kind":
                 continue
-            value = getattr(self, f.name)
-            if value != f.default:
-                out[f.name] = value
+            value = getattr(self, name)
+            if value != info.default:
+                out[name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
-        """Build a fault from a mapping such as the control API's JSON."""
-        token = repr(dict(data))
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed)
+        """Build a fault from a mapping such as the control API's JSON.
+
+        ``null`` values mean the field's default. Numbers must be JSON numbers
+        (not strings or booleans), finite and in range.
+        """
+        token = _shown(dict(data))
+        allowed = tuple(cls.model_fields)
+        unknown = sorted(str(k) for k in data if k not in allowed)
         if unknown:
+            shown = [u if len(u) <= 40 else u[:37] + "..." for u in unknown[:10]]
             raise FaultSpecError(
-                token, f"unknown field(s) {unknown}; allowed fields: {', '.join(sorted(allowed))}"
+                token,
+                f"unknown field(s) {shown}; allowed fields: {', '.join(allowed)}",
+                field=unknown[0][:40],
             )
         kind_value = data.get("kind")
         try:
             kind = FaultKind(kind_value)
-        except ValueError:
+        except (ValueError, TypeError):
             raise FaultSpecError(
                 token,
-                f"kind {kind_value!r} is unknown; allowed kinds: "
+                f"kind {_shown(kind_value)} is unknown; allowed kinds: "
                 + ", ".join(k.value for k in FaultKind),
+                field="kind",
             ) from None
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            if name == "kind" or value is None:
-                continue
-            if name in _FLOAT_FIELDS:
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise FaultSpecError(token, f"{name} must be a number, got {value!r}")
-                value = float(value)
-            elif name in _INT_FIELDS:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise FaultSpecError(token, f"{name} must be an integer, got {value!r}")
-            elif not isinstance(value, str):
-                raise FaultSpecError(token, f"{name} must be a string, got {value!r}")
-            kwargs[name] = value
-        return cls(kind=kind, **kwargs)
+        kwargs = {k: v for k, v in data.items() if k != "kind" and v is not None}
+        try:
+            return cls(kind, **kwargs)
+        except FaultSpecError as exc:
+            raise FaultSpecError(token, exc.problem, field=exc.field) from None
 
     def matches(self, path: str, private: bool) -> bool:
         """Whether this fault applies to a request for ``path``."""
@@ -287,7 +377,7 @@ class Fault:
         if self.latency_max is not None:
             return rng.uniform(self.latency, self.latency_max)
         if self.latency_stddev is not None:
-            return max(0.0, rng.gauss(self.latency, self.latency_stddev))
+            return min(MAX_SECONDS, max(0.0, rng.gauss(self.latency, self.latency_stddev)))
         return self.latency
 
 
@@ -296,7 +386,11 @@ class Fault:
 _ITEM = re.compile(
     r"^(?P<key>[A-Za-z_]+)(?:@(?P<scope>[^=]+))?=(?P<value>[^#~]*)(?P<quals>(?:[#~][^#~]*)*)$"
 )
-_DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?|\.\d+)(?P<unit>ms|s|m|min|h)$")
+# ASCII digits only: str.isdigit() and \d also accept '²', '①' or '٣'
+_DURATION = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?P<unit>ms|s|m|min|h)", re.ASCII)
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+_MAX_INT_DIGITS = 18
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _GRAMMAR_HELP = (
     "items are key[@endpoint]=value[#count][~window] separated by commas; allowed keys: "
@@ -305,13 +399,28 @@ _GRAMMAR_HELP = (
 
 
 def parse_duration(text: str, token: str) -> float:
-    """Parse ``200ms``, ``1.5s``, ``2m``/``2min``, ``1h`` into seconds."""
-    match = _DURATION.match(text.strip())
+    """Parse ``200ms``, ``1.5s``, ``2m``/``2min``, ``1h`` into seconds (ASCII digits only).
+
+    The result may be ``inf`` for an absurdly long number; :class:`Fault` refuses it.
+    """
+    match = _DURATION.fullmatch(text.strip())
     if match is None:
         raise FaultSpecError(
-            token, f"{text!r} is not a duration; use a number with ms, s, m or h (e.g. 200ms, 30s)"
+            token,
+            f"{_shown(text)} is not a duration; use a number (ASCII digits) with ms, s, m or h "
+            "(e.g. 200ms, 30s)",
         )
     return float(match["num"]) * _UNITS[match["unit"]]
+
+
+def _parse_int(text: str, token: str, problem: str) -> int:
+    """An integer of ASCII digits (at most 18 of them), else ``FaultSpecError(problem)``."""
+    text = text.strip()
+    if _INTEGER.fullmatch(text) is None:
+        raise FaultSpecError(token, f"{problem}, got {_shown(text)}")
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise FaultSpecError(token, f"{problem}; {_shown(text)} is far too large")
+    return int(text)
 
 
 def _parse_probability(text: str, token: str) -> tuple[float, int | None]:
@@ -319,20 +428,22 @@ def _parse_probability(text: str, token: str) -> tuple[float, int | None]:
     if text == "always":
         return 1.0, None
     if text.startswith("next:"):
-        n = text[5:]
-        if not n.isdigit() or int(n) < 1:
+        n = _parse_int(text[5:], token, "'next:N' needs an integer N >= 1")
+        if n < 1:
             raise FaultSpecError(token, f"'next:N' needs an integer N >= 1, got {text!r}")
-        return 1.0, int(n)
-    try:
-        value = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
-    except ValueError:
+        return 1.0, n
+    number = text[:-1] if text.endswith("%") else text
+    if _NUMBER.fullmatch(number) is None:
         raise FaultSpecError(
             token,
-            f"{text!r} is not a probability; use 0..1 (e.g. 0.05), a percentage (5%), "
+            f"{_shown(text)} is not a probability; use 0..1 (e.g. 0.05), a percentage (5%), "
             "'always' or 'next:N'",
-        ) from None
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise FaultSpecError(token, f"probability must be in 0..1 (or 0%..100%), got {text!r}")
+        )
+    value = float(number) / 100.0 if text.endswith("%") else float(number)
+    if not 0.0 <= value <= 1.0:
+        raise FaultSpecError(
+            token, f"probability must be in 0..1 (or 0%..100%), got {_shown(text)}"
+        )
     return value, None
 
 
@@ -352,7 +463,9 @@ def _parse_item(token: str) -> Fault:
     scope = match["scope"]
     value = match["value"].strip()
     if key not in ALLOWED_KEYS:
-        raise FaultSpecError(token, f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}")
+        raise FaultSpecError(
+            token, f"unknown key {_shown(key)}; allowed keys: {', '.join(ALLOWED_KEYS)}"
+        )
     if not value:
         raise FaultSpecError(token, f"{key} needs a value")
     if scope is not None:
@@ -391,10 +504,9 @@ def _parse_item(token: str) -> Fault:
     elif key in ("http", "retcode"):
         kind = FaultKind.HTTP if key == "http" else FaultKind.RETCODE
         param, prob = _split_param(value)
-        if not param.strip().lstrip("-").isdigit():
-            example = "http=503 or http=503:0.2" if key == "http" else "retcode=10016:0.1"
-            raise FaultSpecError(token, f"{key} needs an integer code (e.g. {example})")
-        kw["status" if key == "http" else "retcode"] = int(param)
+        example = "http=503 or http=503:0.2" if key == "http" else "retcode=10016:0.1"
+        code = _parse_int(param, token, f"{key} needs an integer code (e.g. {example})")
+        kw["status" if key == "http" else "retcode"] = code
         if prob is not None:
             kw["probability"], count = _parse_probability(prob, token)
     elif key == "late_response":
@@ -412,18 +524,19 @@ def _parse_item(token: str) -> Fault:
         if "/" not in value:
             raise FaultSpecError(token, "rate_limit needs N/period (e.g. 10/s, 600/5s, 100/min)")
         n, per = value.split("/", 1)
-        if not n.strip().isdigit():
-            raise FaultSpecError(token, f"rate_limit count must be an integer, got {n!r}")
-        kw["limit"] = int(n)
+        kw["limit"] = _parse_int(n, token, "rate_limit count must be an integer (e.g. 10/s)")
         per = per.strip()
         kw["period"] = _UNITS[per] if per in ("s", "m", "min", "h") else parse_duration(per, token)
 
     for qual in re.findall(r"[#~][^#~]*", match["quals"]):
         body = qual[1:].strip()
         if qual[0] == "#":
-            if count is not None or not body.isdigit() or int(body) < 1:
-                raise FaultSpecError(token, "'#N' (fire at most N times) needs one integer N >= 1")
-            count = int(body)
+            problem = "'#N' (fire at most N times) needs one integer N >= 1"
+            if count is not None:
+                raise FaultSpecError(token, problem)
+            count = _parse_int(body, token, problem)
+            if count < 1:
+                raise FaultSpecError(token, f"{problem}, got {body!r}")
         else:
             if "duration" in kw or kw.get("start"):
                 raise FaultSpecError(token, "only one time window '~' is allowed")
@@ -432,7 +545,7 @@ def _parse_item(token: str) -> Fault:
                 start = parse_duration(first, token)
                 if last.strip():
                     end = parse_duration(last, token)
-                    if end <= start:
+                    if not end > start:
                         raise FaultSpecError(token, "window '~A..B' needs B > A")
                     kw["duration"] = end - start
                 kw["start"] = start
@@ -441,9 +554,9 @@ def _parse_item(token: str) -> Fault:
     if count is not None:
         kw["count"] = count  # Fault rejects a count on rate_limit / maintenance
     try:
-        return Fault(kind=kind, **kw)
+        return Fault(kind, **kw)
     except FaultSpecError as exc:
-        raise FaultSpecError(token, exc.problem) from None
+        raise FaultSpecError(token, exc.problem, field=exc.field) from None
 
 
 def parse_faults(spec: str) -> list[Fault]:
@@ -452,23 +565,26 @@ def parse_faults(spec: str) -> list[Fault]:
     Raises :class:`FaultSpecError` (a :class:`ValueError`) naming the first bad
     token and the allowed keys and forms. An empty string gives no faults.
     """
-    faults: list[Fault] = []
-    for raw in spec.split(","):
-        token = raw.strip()
-        if not token:
-            continue
-        faults.append(_parse_item(token))
-    return faults
+    tokens = [token for token in (raw.strip() for raw in spec.split(",")) if token]
+    if len(tokens) > MAX_FAULTS:
+        raise FaultSpecError(f"<{len(tokens)} items>", f"a spec holds at most {MAX_FAULTS} faults")
+    return [_parse_item(token) for token in tokens]
 
 
 def _fmt_num(value: float) -> str:
-    return f"{value:g}"
+    """``value`` in plain decimal notation (no exponent), exactly as parsed back."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _fmt_dur(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
+    if 0 < seconds < 1:
+        millis = _fmt_num(seconds * 1000)
+        if float(millis) * 0.001 == seconds:
+            return f"{millis}ms"
+    return f"{_fmt_num(seconds)}s"
 
 
 # -- active faults --------------------------------------------------------------
@@ -651,6 +767,12 @@ class FaultSet:
                     faults.append(item)
         now = self.clock.now()
         self._prune(now)
+        if len(self._entries) + len(faults) > MAX_FAULTS:
+            raise FaultSpecError(
+                f"<{len(faults)} faults>",
+                f"at most {MAX_FAULTS} faults can be installed at once "
+                f"({len(self._entries)} are); remove some first",
+            )
         entries = [_Entry(next(self._ids), f, now, f.count) for f in faults]
         for entry in entries:
             self._entries[entry.id] = entry

@@ -13,15 +13,33 @@ Amounts are :class:`~decimal.Decimal`; Bybit answers carry them as strings.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from decimal import (
+    ROUND_FLOOR,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["MAX_PRICE", "BybitError", "Instrument", "MarketModel", "check_price"]
+__all__ = [
+    "MAX_BALANCE",
+    "MAX_PRICE",
+    "MIN_PRICE",
+    "BybitError",
+    "Instrument",
+    "MarketModel",
+    "check_price",
+    "echo",
+]
 
 ZERO = Decimal(0)
 KLINE_INTERVALS: Mapping[str, int] = {
@@ -42,7 +60,45 @@ KLINE_INTERVALS: Mapping[str, int] = {
 CATEGORIES = ("spot", "linear")
 MAX_PRICE = 1e15
 """Highest mid price accepted (quote coin); beyond it Bybit-style decimals lose precision."""
+MIN_PRICE = 1e-8
+"""Lowest mid price accepted (quote coin): a market's lot sizes derive from its price."""
+MAX_BALANCE = 1e15
+"""Largest starting balance of a coin."""
+MAX_ORDER_VALUE = Decimal(10) ** 15
+"""Largest quote amount of a spot market buy (``marketUnit=quoteCoin``)."""
+_MAX_ORDER_PRICE = Decimal(repr(MAX_PRICE))
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+"""The last millisecond of the year 9999: the range of candle ``start`` / ``end``."""
+
+# Amounts are bounded (prices 1e-8..1e15, quantities by the instrument), so 60
+# significant digits hold every product exactly; InvalidOperation, Overflow and
+# DivisionByZero stay trapped so that a bug is loud rather than a silent NaN.
+_DECIMALS = Context(prec=60, traps=[InvalidOperation, Overflow, DivisionByZero])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _exact(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``method`` under the model's own decimal context (not the caller's)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with localcontext(_DECIMALS):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 _OPEN = ("New", "PartiallyFilled", "Untriggered")
+
+
+def echo(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a hostile parameter is not echoed in full."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BybitError(Exception):
@@ -55,18 +111,25 @@ class BybitError(Exception):
 
 
 def check_price(price: object, name: str = "price") -> float:
-    """``price`` as a float, or :class:`ValueError` naming ``name`` unless it is in 0 < p <= 1e15.
+    """``price`` as a float, or :class:`ValueError` naming ``name`` unless 1e-8 <= p <= 1e15.
 
-    NaN and infinities are rejected: they would break every later answer.
+    NaN, infinities, bools and strings are rejected: they would break every later answer.
     """
-    if isinstance(price, bool) or not isinstance(price, int | float):
-        raise ValueError(f"{name} must be a number, got {price!r}")
-    try:
-        value = float(price)
-    except OverflowError:
-        value = math.inf
-    if not (math.isfinite(value) and 0 < value <= MAX_PRICE):
-        raise ValueError(f"{name} must be a finite number > 0 and <= {MAX_PRICE:g}, got {price!r}")
+    value = math.nan
+    if not isinstance(price, bool) and isinstance(price, int | float):
+        try:
+            value = float(price)
+        except OverflowError:
+            value = math.inf
+    if not (math.isfinite(value) and MIN_PRICE <= value <= MAX_PRICE):
+        if isinstance(price, int | float) and not isinstance(price, bool) and abs(value) >= 1e40:
+            shown = f"{value:g}"  # not a 400-digit repr
+        else:
+            shown = repr(price)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(
+            f"{name} must be a finite number in {MIN_PRICE:g}..{MAX_PRICE:g}, got {shown}"
+        )
     return value
 
 
@@ -80,12 +143,15 @@ def _fmt(value: Decimal, step: Decimal | None = None) -> str:
     return format(value, "f")
 
 
-def _dec(text: str | None, name: str) -> Decimal:
+def _dec(text: object, name: str) -> Decimal:
+    """A finite decimal parameter (a string or a JSON number), else Bybit's 10001."""
     if text is None or text == "":
         raise BybitError(10001, f"params error: {name} is required")
+    if isinstance(text, bool):
+        raise BybitError(10001, f"params error: {name} is invalid")
     try:
-        value = Decimal(str(text))
-    except ArithmeticError:
+        value = Decimal(str(text).strip())
+    except (ArithmeticError, ValueError):  # ValueError: an int too long to print
         raise BybitError(10001, f"params error: {name} is invalid") from None
     if not value.is_finite():
         raise BybitError(10001, f"params error: {name} is invalid")
@@ -218,7 +284,6 @@ class _Order:
     cum_value: Decimal = ZERO
     locked_coin: str = ""
     locked: Decimal = ZERO
-    margin: Decimal = ZERO
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
     last_price_on_created: str = ""
@@ -293,6 +358,38 @@ class _Account:
     realised: Decimal = ZERO
 
 
+def _after_fill(
+    size: Decimal, entry: Decimal, delta: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    """A one-way position after a fill of ``delta`` (signed) at ``price``: (size, entry, PnL)."""
+    if size == 0 or (size > 0) == (delta > 0):
+        new = size + delta
+        return new, (abs(size) * entry + abs(delta) * price) / abs(new), ZERO
+    closing = min(abs(delta), abs(size))
+    pnl = closing * (price - entry) * (1 if size > 0 else -1)
+    new = size + delta
+    if new == 0:
+        entry = ZERO
+    elif (new > 0) != (size > 0):
+        entry = price
+    return new, entry, pnl
+
+
+def _excess_reduce_only(size: Decimal, orders: Iterable[_Order]) -> list[_Order]:
+    """The reduce-only orders a position of ``size`` does not cover (oldest keep their place)."""
+    closing_side = "Sell" if size > 0 else "Buy" if size < 0 else ""
+    room = abs(size)
+    excess: list[_Order] = []
+    for order in orders:
+        if not order.reduce_only:
+            continue
+        if order.side == closing_side and order.qty <= room:
+            room -= order.qty
+        else:
+            excess.append(order)
+    return excess
+
+
 class MarketModel:
     """Instruments, prices, books and the single simulated account."""
 
@@ -309,7 +406,22 @@ class MarketModel:
         quote: str = "USDT",
     ) -> None:
         for base, price in prices.items():
-            check_price(price, f"prices[{base!r}]")
+            check_price(price, f"prices[{echo(base)}]")
+        for coin, amount in balances.items():
+            if (
+                isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+                or not 0 <= amount <= MAX_BALANCE
+            ):
+                raise ValueError(
+                    f"balances[{echo(coin)}] must be a finite number in 0..{MAX_BALANCE:g}, "
+                    f"got {echo(amount)}"
+                )
+        if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= 100:
+            raise ValueError(f"leverage must be an integer in 1..100, got {echo(leverage)}")
+        if not (isinstance(volatility, int | float) and 0 <= volatility <= 0.1):
+            shown = echo(volatility)
+            raise ValueError(f"volatility must be a finite number in 0..0.1, got {shown}")
         self._wall_ms = wall_ms
         self.seed = seed
         self.quote = quote
@@ -332,6 +444,7 @@ class MarketModel:
         self.orders_filled = 0
         self.reset()
 
+    @_exact
     def reset(self, seed: int | None = None) -> None:
         """Back to the initial prices and balances, no orders; optionally with a new seed."""
         if seed is not None:
@@ -375,7 +488,7 @@ class MarketModel:
         if not category:
             raise BybitError(10001, "params error: category is required")
         if category not in CATEGORIES:
-            raise BybitError(10001, f"params error: category {category!r} is not supported")
+            raise BybitError(10001, f"params error: category {echo(category)} is not supported")
         if not symbol:
             raise BybitError(10001, "params error: symbol is required")
         inst = self.instruments.get((category, symbol))
@@ -402,18 +515,20 @@ class MarketModel:
     def _quote(self, symbol: str) -> _Quote:
         quote = self._quotes.get(symbol)
         if quote is None:
-            raise KeyError(f"unknown symbol {symbol!r}; known: {', '.join(self._quotes)}")
+            raise KeyError(f"unknown symbol {echo(symbol)}; known: {', '.join(self._quotes)}")
         return quote
 
     # -- prices -----------------------------------------------------------------
 
+    @_exact
     def tick(self, symbol: str | None = None, steps: int = 1) -> None:
         """Advance the random walk of ``symbol`` (or of every symbol) by ``steps`` steps."""
         symbols = [symbol] if symbol is not None else list(self._quotes)
         for _ in range(steps):
             for sym in symbols:
                 quote = self._quote(sym)
-                quote.mid *= math.exp(self.volatility * self.rng.gauss(0.0, 1.0))
+                step = math.exp(self.volatility * self.rng.gauss(0.0, 1.0))
+                quote.mid = min(MAX_PRICE, max(MIN_PRICE, quote.mid * step))
                 quote.step += 1
                 quote.high = max(quote.high, quote.mid)
                 quote.low = min(quote.low, quote.mid)
@@ -424,6 +539,7 @@ class MarketModel:
         if self.auto_tick and (symbol is None or symbol in self._quotes):
             self.tick(symbol)
 
+    @_exact
     def set_price(self, symbol: str, price: float) -> None:
         """Move ``symbol``'s mid price (resting orders that now cross are filled).
 
@@ -445,6 +561,7 @@ class MarketModel:
             bid = inst.tick
         return bid, bid + inst.tick
 
+    @_exact
     def orderbook(self, inst: Instrument, limit: int, now_ms: int) -> dict[str, Any]:
         quote = self._quote(inst.symbol)
         bid, ask = self.best(inst)
@@ -469,6 +586,7 @@ class MarketModel:
             "cts": now_ms,
         }
 
+    @_exact
     def ticker(self, inst: Instrument, now_ms: int) -> dict[str, Any]:
         quote = self._quote(inst.symbol)
         bid, ask = self.best(inst)
@@ -510,6 +628,7 @@ class MarketModel:
             )
         return data
 
+    @_exact
     def klines(
         self,
         inst: Instrument,
@@ -522,7 +641,7 @@ class MarketModel:
         """Synthetic candles, newest first; the newest closes at the current price."""
         seconds = KLINE_INTERVALS.get(interval)
         if seconds is None:
-            raise BybitError(10001, f"params error: Invalid period {interval!r}")
+            raise BybitError(10001, f"params error: Invalid period {echo(interval)}")
         width = seconds * 1000
         last = (now_ms // width) * width
         if end is not None:
@@ -571,9 +690,54 @@ class MarketModel:
 
     # -- account ----------------------------------------------------------------
 
+    def _linear_orders(self, symbol: str) -> list[_Order]:
+        """The resting linear orders of ``symbol``, oldest first."""
+        resting = self._resting.get(symbol)
+        if not resting:
+            return []
+        return [o for o in resting.values() if o.inst.category == "linear"]
+
+    def _order_im(self, size: Decimal, orders: Iterable[_Order]) -> Decimal:
+        """Initial margin of resting linear orders against a position of ``size`` (signed).
+
+        As on Bybit, an order on the closing side needs no margin for the part
+        the position covers; the part beyond it opens a position and needs
+        margin like any opening order. Reduce-only orders use the position
+        first (they never exceed it: see :meth:`_enforce_reduce_only`); the
+        other closing orders share what is left, and the excess is charged at
+        their highest prices, so no fill, in any order, raises the
+        requirement: resting orders never drive the available balance below zero.
+        """
+        closing_side = "Sell" if size > 0 else "Buy" if size < 0 else ""
+        capacity = abs(size)
+        closing: list[_Order] = []
+        notional = ZERO
+        for order in orders:
+            if order.side != closing_side:
+                notional += order.qty * order.price
+            elif order.reduce_only:
+                capacity -= order.qty
+            else:
+                closing.append(order)
+        excess = sum((o.qty for o in closing), ZERO) - max(capacity, ZERO)
+        for order in sorted(closing, key=lambda o: o.price, reverse=True):
+            if excess <= 0:
+                break
+            part = min(order.qty, excess)
+            notional += part * order.price
+            excess -= part
+        return notional / self.leverage
+
     def _order_margin(self) -> Decimal:
-        # only resting limit orders hold margin
-        return sum((o.margin for resting in self._resting.values() for o in resting.values()), ZERO)
+        """Initial margin held by every resting linear order."""
+        total = ZERO
+        positions = self.account.positions
+        for symbol in self._resting:
+            orders = self._linear_orders(symbol)
+            if orders:
+                pos = positions.get(symbol)
+                total += self._order_im(pos.size if pos is not None else ZERO, orders)
+        return total
 
     def _position_margin(self) -> Decimal:
         total = ZERO
@@ -589,6 +753,7 @@ class MarketModel:
                 total += pos.size * (mid - pos.entry)
         return total
 
+    @_exact
     def free(self, coin: str) -> Decimal:
         """Spendable amount of ``coin``: wallet minus locked funds and margins."""
         acct = self.account
@@ -597,6 +762,7 @@ class MarketModel:
             free -= self._order_margin() + self._position_margin()
         return free
 
+    @_exact
     def wallet_balance(self, coins: Iterable[str] | None = None) -> dict[str, Any]:
         """The ``/v5/account/wallet-balance`` result of the unified account."""
         acct = self.account
@@ -668,6 +834,7 @@ class MarketModel:
         self._next_id += 1
         return str(uuid.UUID(int=(self._id_prefix << 64) | self._next_id))
 
+    @_exact
     def create_order(self, params: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
         """Book an order from ``/v5/order/create`` parameters; return ``{orderId, orderLinkId}``."""
         inst = self.instrument(params.get("category"), params.get("symbol"))
@@ -694,6 +861,10 @@ class MarketModel:
         price = ZERO
         if order_type == "Limit":
             price = _dec(params.get("price"), "price")
+            if price > _MAX_ORDER_PRICE:  # checked first: a huge price overflows the tick check
+                if spot:
+                    raise BybitError(170132, "Order price too high.")
+                raise BybitError(110003, "Order price is out of permissible range.")
             if price <= 0 or price % inst.tick:
                 raise BybitError(
                     170134 if spot else 10001, "Order price decimal too long or not positive."
@@ -705,6 +876,9 @@ class MarketModel:
             if market_unit not in ("baseCoin", "quoteCoin"):
                 raise BybitError(170130, "Data sent for parameter 'marketUnit' is not valid.")
         qty_in_quote = market_unit == "quoteCoin"
+        if qty > (MAX_ORDER_VALUE if qty_in_quote else inst.max_qty):
+            # checked first: a huge quantity overflows the step check
+            raise BybitError(170135 if spot else 10001, "Order quantity too large.")
         if not qty_in_quote:
             if qty % inst.qty_step:
                 raise BybitError(170137 if spot else 10001, "Order quantity has too many decimals.")
@@ -712,8 +886,6 @@ class MarketModel:
                 raise BybitError(
                     170136 if spot else 10001, "Order quantity lower than the minimum."
                 )
-            if qty > inst.max_qty:
-                raise BybitError(170135 if spot else 10001, "Order quantity too large.")
         reduce_only = str(params.get("reduceOnly", "")).lower() == "true"
 
         self.touch(inst.symbol)
@@ -741,7 +913,8 @@ class MarketModel:
         if spot:
             self._reserve_spot(order, take_price, marketable)
         else:
-            self._reserve_linear(order, take_price if order_type == "Market" else price)
+            takes = marketable and tif != "PostOnly"
+            self._reserve_linear(order, take_price if takes else None)
 
         self._orders[order.order_id] = order
         if link_id:
@@ -782,27 +955,53 @@ class MarketModel:
             order.locked = need
             self.account.locked[coin] = self.account.locked.get(coin, ZERO) + need
 
-    def _reserve_linear(self, order: _Order, price: Decimal) -> None:
+    def _reserve_linear(self, order: _Order, fill_price: Decimal | None) -> None:
+        """Check a linear order's margin before it is booked.
+
+        ``fill_price``: the order takes at once at that price; ``None``: it
+        rests at its limit price. The account is evaluated as it would be
+        after the order (resting, or filled with its PnL realised): an order
+        that raises the margin requirement is refused (110007) if the
+        available balance would go below zero. Reduce-only orders never need
+        margin but must fit in the position (resting ones: what other resting
+        reduce-only orders leave of it), else 110017.
+        """
         inst = order.inst
-        notional = order.qty * price
-        if notional < inst.min_notional and not order.reduce_only:
+        symbol = inst.symbol
+        price = fill_price if fill_price is not None else order.price
+        if order.qty * price < inst.min_notional and not order.reduce_only:
             raise BybitError(110094, "Order notional value below the lower limit.")
-        pos = self.account.positions.get(inst.symbol)
-        reducing = (
-            pos is not None
-            and pos.size != 0
-            and (pos.size > 0) != (order.side == "Buy")
-            and order.qty <= abs(pos.size)
-        )
-        if order.reduce_only and not reducing:
-            raise BybitError(110017, "Reduce-only rule not satisfied.")
-        if reducing:
+        pos = self.account.positions.get(symbol) or _Position()
+        resting = self._linear_orders(symbol)
+        if order.reduce_only:
+            closing = pos.size != 0 and (pos.size > 0) != (order.side == "Buy")
+            room = abs(pos.size)
+            if fill_price is None:
+                room -= sum((o.qty for o in resting if o.reduce_only), ZERO)
+            if not closing or order.qty > room:
+                raise BybitError(110017, "Reduce-only rule not satisfied.")
             return
-        margin = notional / self.leverage
-        if margin > self.free(inst.quote):
+        lev = self.leverage
+        before = abs(pos.size) * pos.entry / lev + self._order_im(pos.size, resting)
+        pnl = ZERO
+        if fill_price is None:
+            after = abs(pos.size) * pos.entry / lev + self._order_im(pos.size, [*resting, order])
+        else:
+            delta = order.qty if order.side == "Buy" else -order.qty
+            size, entry, pnl = _after_fill(pos.size, pos.entry, delta, fill_price)
+            cancelled = {id(o) for o in _excess_reduce_only(size, resting)}
+            kept = [o for o in resting if id(o) not in cancelled]
+            after = abs(size) * entry / lev + self._order_im(size, kept)
+        if after > before and self.free(inst.quote) + pnl - (after - before) < 0:
             raise BybitError(110007, "ab not enough for new order")
-        if order.order_type == "Limit":
-            order.margin = margin
+
+    def _enforce_reduce_only(self, symbol: str, now_ms: int) -> None:
+        """Cancel the resting reduce-only orders the position no longer covers (newest first)."""
+        pos = self.account.positions.get(symbol)
+        size = pos.size if pos is not None else ZERO
+        for order in _excess_reduce_only(size, self._linear_orders(symbol)):
+            self._close(order, "Cancelled", now_ms)
+            order.cancel_type = "CancelByReduceOnly"
 
     def _release(self, order: _Order) -> None:
         """Free the order's locked funds and margin and drop it from the resting index."""
@@ -813,7 +1012,6 @@ class MarketModel:
             coin = order.locked_coin
             self.account.locked[coin] = self.account.locked.get(coin, ZERO) - order.locked
             order.locked = ZERO
-        order.margin = ZERO
 
     def _close(self, order: _Order, status: str, now_ms: int, *, reject: str = "") -> None:
         self._release(order)
@@ -836,6 +1034,7 @@ class MarketModel:
             acct.wallet[inst.quote] = acct.wallet.get(inst.quote, ZERO) - sign * value
         else:
             self._apply_position(inst.symbol, qty if order.side == "Buy" else -qty, price)
+            self._enforce_reduce_only(inst.symbol, now_ms)
         order.cum_qty = qty
         order.cum_value = value
         order.status = "Filled"
@@ -848,22 +1047,10 @@ class MarketModel:
     def _apply_position(self, symbol: str, delta: Decimal, price: Decimal) -> None:
         acct = self.account
         pos = acct.positions.setdefault(symbol, _Position())
-        size = pos.size
-        if size == 0 or (size > 0) == (delta > 0):
-            new = size + delta
-            pos.entry = (abs(size) * pos.entry + abs(delta) * price) / abs(new)
-            pos.size = new
-            return
-        closing = min(abs(delta), abs(size))
-        pnl = closing * (price - pos.entry) * (1 if size > 0 else -1)
-        acct.wallet[self.quote] = acct.wallet.get(self.quote, ZERO) + pnl
-        acct.realised += pnl
-        new = size + delta
-        if new == 0:
-            pos.entry = ZERO
-        elif (new > 0) != (size > 0):
-            pos.entry = price
-        pos.size = new
+        pos.size, pos.entry, pnl = _after_fill(pos.size, pos.entry, delta, price)
+        if pnl:
+            acct.wallet[self.quote] = acct.wallet.get(self.quote, ZERO) + pnl
+            acct.realised += pnl
 
     def _match(self, symbol: str) -> None:
         """Fill the resting limit orders of ``symbol`` that the price now crosses.
@@ -875,6 +1062,8 @@ class MarketModel:
             return
         now_ms = self._wall_ms()
         for order in list(by_id.values()):  # _fill removes from the index
+            if not order.is_open:  # cancelled by a fill before it (reduce-only)
+                continue
             bid, ask = self.best(order.inst)
             if (order.side == "Buy" and ask <= order.price) or (
                 order.side == "Sell" and bid >= order.price
@@ -896,6 +1085,7 @@ class MarketModel:
             return None
         return order
 
+    @_exact
     def cancel_order(self, params: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
         inst = self.instrument(params.get("category"), params.get("symbol"))
         if not params.get("orderId") and not params.get("orderLinkId"):
@@ -908,6 +1098,7 @@ class MarketModel:
         self._close(order, "Cancelled", now_ms)
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
+    @_exact
     def query_orders(self, params: Mapping[str, Any], *, history: bool) -> dict[str, Any]:
         """``/v5/order/realtime`` (open orders, or any order asked for by id) and ``/history``."""
         category = params.get("category")
@@ -917,10 +1108,12 @@ class MarketModel:
         if symbol and (category, symbol) not in self.instruments:
             raise BybitError(10001, "Not supported symbols")
         try:
-            limit = int(params.get("limit") or 20)
-            offset = int(params.get("cursor") or 0)
-        except ValueError:
+            limit = int(str(params.get("limit") or 20))
+            offset = int(str(params.get("cursor") or 0))
+        except ValueError:  # also: '²', or more than 4300 digits
             raise BybitError(10001, "params error: limit or cursor is invalid") from None
+        if offset < 0:
+            raise BybitError(10001, "params error: limit or cursor is invalid")
         limit = max(1, min(limit, 50))
         by_id = bool(params.get("orderId") or params.get("orderLinkId"))
         if by_id:
@@ -952,6 +1145,7 @@ class MarketModel:
             counts[order.status] = counts.get(order.status, 0) + 1
         return counts
 
+    @_exact
     def snapshot(self) -> dict[str, Any]:
         """Prices, balances, positions and order counts (JSON-ready)."""
         return {

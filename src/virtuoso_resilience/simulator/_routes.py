@@ -6,11 +6,12 @@ Bybit's envelope, or raises :class:`~._market.BybitError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._market import CATEGORIES, BybitError, MarketModel
+from ._market import CATEGORIES, MAX_TIMESTAMP_MS, BybitError, MarketModel, echo
 
 __all__ = ["ROUTES", "Route", "RouteContext"]
 
@@ -26,6 +27,8 @@ class RouteContext:
     api_key: str | None
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
 Handler = Callable[[Mapping[str, Any], RouteContext], Any]
 
 
@@ -40,23 +43,20 @@ def _int(params: Mapping[str, Any], name: str, default: int, low: int, high: int
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise BybitError(10001, f"params error: {name} must be an integer") from None
+    text = str(raw).strip()
+    # ASCII digits only ('²' and '①' pass str.isdigit()); 18 digits bound int() and the range
+    if _INTEGER.fullmatch(text) is None:
+        raise BybitError(10001, f"params error: {name} must be an integer")
+    value = int(text)
     if not low <= value <= high:
         raise BybitError(10001, f"params error: {name} must be in {low}..{high}")
     return value
 
 
-def _opt_int(params: Mapping[str, Any], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
+def _opt_int(params: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    if params.get(name) in (None, ""):
         return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise BybitError(10001, f"params error: {name} must be an integer") from None
+    return _int(params, name, 0, low, high)
 
 
 def market_time(params: Mapping[str, Any], ctx: RouteContext) -> Any:
@@ -72,7 +72,7 @@ def instruments_info(params: Mapping[str, Any], ctx: RouteContext) -> Any:
     if not category:
         raise BybitError(10001, "params error: category is required")
     if category not in ("spot", "linear", "inverse", "option"):
-        raise BybitError(10001, f"params error: category {category!r} is invalid")
+        raise BybitError(10001, f"params error: category {echo(category)} is invalid")
     if params.get("status") not in (None, "", "Trading") or category not in CATEGORIES:
         items: list[Any] = []
     else:
@@ -112,7 +112,12 @@ def kline(params: Mapping[str, Any], ctx: RouteContext) -> Any:
         raise BybitError(10001, "params error: interval is required")
     limit = _int(params, "limit", 200, 1, 1000)
     rows = ctx.market.klines(
-        inst, str(interval), _opt_int(params, "start"), _opt_int(params, "end"), limit, ctx.now_ms
+        inst,
+        str(interval),
+        _opt_int(params, "start", 0, MAX_TIMESTAMP_MS),
+        _opt_int(params, "end", 0, MAX_TIMESTAMP_MS),
+        limit,
+        ctx.now_ms,
     )
     return {"category": inst.category, "symbol": inst.symbol, "list": rows}
 
@@ -243,4 +248,8 @@ ROUTES: Mapping[str, Route] = {
     "/v5/order/create": Route("POST", True, order_create),
     "/v5/order/cancel": Route("POST", True, order_cancel),
 }
-"""Path -> route, for every Bybit v5 endpoint the simulator answers."""
+"""Path -> route, for every Bybit v5 endpoint the simulator answers.
+
+The dispatch in ``_server`` looks a request up in one such table per dialect;
+another dialect brings its own table (and its own envelope and authentication).
+"""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,12 +15,12 @@ from aiohttp import web
 from ..clock import Clock
 from ._auth import AuthFailure, authenticate, key_fingerprint
 from ._binance_server import BinanceDialect
-from ._config import SimulatorConfig
-from ._control import handle_control
+from ._config import MAX_SEED, SimulatorConfig
+from ._control import NonFinite, dumps_strict, handle_control, loads_strict
 from ._faults import Fault, FaultHandle, FaultKind, FaultSet, FaultSpecError, Plan
 from ._market import BybitError, MarketModel
 from ._ratelimit import RateLimiter, Verdict, Violation
-from ._routes import ROUTES, RouteContext
+from ._routes import ROUTES, Route, RouteContext
 from ._stats import Counters, SimulatorStats
 
 __all__ = ["CCXT_URL_KEYS", "Simulator"]
@@ -55,8 +54,7 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+_dumps = dumps_strict
 
 
 class Simulator:
@@ -117,6 +115,8 @@ class Simulator:
             key_limits=config.key_limits,
             enabled=config.rate_limits,
         )
+        self._routes: Mapping[str, Route] = ROUTES
+        """Path -> route of the dialect served (Bybit v5)."""
         self._counters = Counters()
         self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
@@ -170,9 +170,12 @@ class Simulator:
         """Back to the initial state: prices, balances, no orders, zero counters.
 
         Faults are removed and the configured ``faults`` reinstalled. With
-        ``seed`` the simulator continues with that seed.
+        ``seed`` the simulator continues with that seed (an integer in
+        0..2**64-1, else :class:`ValueError`).
         """
         if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+                raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
             self.seed = seed
         self.faults.reset()
         self.faults.rng.seed(f"{self.seed}/faults")
@@ -407,7 +410,7 @@ class Simulator:
             return await handle_control(self, request)
         if self._binance is not None:
             return await self._binance.handle(request)
-        route = ROUTES.get(path)
+        route = self._routes.get(path)
         private = route.private if route is not None else False
         ip_client = "ip:" + (request.remote or "unknown")
         key_header = request.headers.get("X-BAPI-API-KEY") if private else None
@@ -478,15 +481,16 @@ class Simulator:
             if not raw:
                 return {}
             try:
-                body = json.loads(raw)
+                body = loads_strict(raw)  # deep nesting is a ValueError too
             except ValueError:
                 raise BybitError(10001, "params error: request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise BybitError(10001, "params error: request body must be a JSON object")
             for name, value in body.items():
-                # the endpoints served take scalars only; a list or object is a bad parameter
-                if isinstance(value, list | dict):
-                    raise BybitError(10001, f"params error: {name} is invalid")
+                # the endpoints served take scalars only; a list, an object or a
+                # number no float can hold (NaN, 1e999999) is a bad parameter
+                if isinstance(value, list | dict | NonFinite):
+                    raise BybitError(10001, f"params error: {str(name)[:40]} is invalid")
             return body
         return dict(parse_qsl(raw, keep_blank_values=True))
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from .._signals import on_stop_signals
 from ..errors import ConfigurationError
 from ._auth import key_fingerprint
-from ._config import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimulatorConfig
+from ._config import DEFAULT_API_KEY, DEFAULT_API_SECRET, MAX_SEED, SimulatorConfig
 from ._faults import ALLOWED_KEYS, FaultSpecError, parse_faults
 from ._server import Simulator
 
@@ -45,6 +45,12 @@ def _port(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 20 and int(text) <= MAX_SEED):
+        raise argparse.ArgumentTypeError(f"seed must be an integer in 0..{MAX_SEED}, got {text!r}")
+    return int(text)
+
+
 def _fault_spec(text: str) -> str:
     try:
         parse_faults(text)
@@ -61,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--faults", type=_fault_spec, default="", help=_FAULTS_HELP)
     parser.add_argument(
-        "--seed", type=int, default=None, help="seed for faults and prices (default: random)"
+        "--seed", type=_seed, default=None, help="seed for faults and prices (default: random)"
     )
     parser.add_argument(
         "--api-key",

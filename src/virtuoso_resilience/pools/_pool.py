@@ -1,17 +1,7 @@
-"""Named, shared, instrumented aiohttp connection pools.
+"""One named, shared, instrumented aiohttp connection pool.
 
 A :class:`ConnectionPool` owns one :class:`aiohttp.TCPConnector` and one
 :class:`aiohttp.ClientSession`, created lazily inside the running event loop.
-Everything that talks to one host (several ccxt exchange objects, plain
-``session.get`` calls) can share it::
-
-    from virtuoso_resilience import get_connection_pool, PoolConfig
-
-    config = PoolConfig(max_connections=50, max_connections_per_host=20)
-    pool = get_connection_pool("exchange_api", config)
-    async with pool.get_session() as session:
-        response = await session.get("https://api.exchange.com/ticker")
-
 Metrics come only from aiohttp's public ``TraceConfig`` signals, the
 connector's public ``socket_factory`` hook and a client middleware; the pool
 wait is bounded by ``PoolConfig.acquire_timeout`` (read when a request starts
@@ -26,167 +16,18 @@ import socket
 import ssl
 import warnings
 import weakref
-from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from types import MappingProxyType, SimpleNamespace, TracebackType
-from typing import Annotated, Any, ClassVar, Self
+from types import SimpleNamespace, TracebackType
+from typing import Any
 
 import aiohttp
-from pydantic import Field
 
-from ._model import ConfigModel
-from ._pool_metrics import _FAILED, _OK, _SERVER_ERROR, PoolHealth, _PoolStats, judge_health
-from .clock import MONOTONIC, Clock
-from .errors import ConfigurationError, FieldError, PoolExhaustedError
+from ..clock import MONOTONIC, Clock
+from ..errors import PoolExhaustedError
+from ._config import PoolConfig
+from ._trace import _FAILED, _OK, _SERVER_ERROR, PoolHealth, _PoolStats, judge_health
 
-__all__ = [
-    "ConnectionPool",
-    "ConnectionPoolManager",
-    "PoolConfig",
-    "PoolHealth",
-    "get_connection_pool",
-]
-
-
-# --------------------------------------------------------------------------- config
-
-
-class PoolConfig(ConfigModel):
-    """Limits, timeouts and health thresholds of one connection pool.
-
-    Times are seconds. Connection limits, timeouts and session options are
-    read when the pool creates its session (first use); ``acquire_timeout``
-    and the ``health_*`` thresholds are read live: a new ``acquire_timeout``
-    (higher or lower) applies to every request that starts waiting for a
-    connection after the change, the ``health_*`` fields to the next
-    :meth:`ConnectionPool.health`.
-    """
-
-    max_connections: Annotated[int, Field(ge=1)] = 50
-    """Connections open at once, across all hosts (aiohttp ``limit``)."""
-    max_connections_per_host: Annotated[int, Field(ge=0)] = 20
-    """Connections open at once to one (host, port, TLS) endpoint; 0 = no per-host limit."""
-    acquire_timeout: Annotated[float, Field(gt=0)] = 5.0
-    """How long a request may wait for a free connection before PoolExhaustedError (live)."""
-    connection_timeout: Annotated[float, Field(gt=0)] = 10.0
-    """Time to open a new connection: each TCP connect (+ TLS handshake) attempt."""
-    total_timeout: Annotated[float | None, Field(gt=0)] = None
-    """Whole-request limit (aiohttp ``ClientTimeout.total``); None = no overall limit."""
-    read_timeout: Annotated[float | None, Field(gt=0)] = 30.0
-    """Longest silence while reading a response (``sock_read``); None = unbounded."""
-    keepalive_timeout: Annotated[float, Field(gt=0)] = 30.0
-    """How long an idle connection is kept for reuse."""
-    force_close: bool = False
-    """Close every connection after its request (disables keep-alive)."""
-    dns_cache_ttl: Annotated[int, Field(ge=0)] = 300
-    """Seconds a DNS answer is cached; 0 disables the DNS cache."""
-    enable_cleanup_closed: bool = False
-    """Abort TLS transports that a broken server leaves half-closed (aiohttp option)."""
-    verify_ssl: bool = True
-    """Verify TLS certificates."""
-    ssl_cafile: str | None = None
-    """CA bundle to verify against instead of the system default."""
-    user_agent: str | None = None
-    """Default ``User-Agent`` header; None keeps aiohttp's."""
-    trust_env: bool = False
-    """Read proxy settings and .netrc from the environment (aiohttp ``trust_env``)."""
-
-    health_degraded_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.8
-    """Degraded when in-use / max_connections reaches this."""
-    health_degraded_on_waiters: bool = True
-    """Degraded while any request waits for a connection."""
-    health_degraded_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.1
-    """Degraded when the recent error rate reaches this."""
-    health_unhealthy_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
-    """Unhealthy when the recent error rate reaches this."""
-    health_window_requests: Annotated[int, Field(ge=1)] = 100
-    """How many of the most recent requests the error rate is computed over."""
-    health_min_requests: Annotated[int, Field(ge=1)] = 10
-    """The error rate is judged only once the window holds this many requests."""
-    health_exhaustion_window: Annotated[float, Field(ge=0)] = 60.0
-    """Unhealthy for this long after an exhaustion event; 0 = never for that reason."""
-    health_count_5xx_as_errors: bool = True
-    """Count HTTP 5xx responses as errors in the health error rate (they never raise)."""
-
-    # (lower, upper, rule): lower must not exceed upper. A per-host limit of 0
-    # (unlimited) never exceeds max_connections, which is at least 1.
-    _RULES: ClassVar[tuple[tuple[str, str, str], ...]] = (
-        (
-            "max_connections_per_host",
-            "max_connections",
-            "max_connections_per_host must be 0 (no per-host limit) or <= max_connections",
-        ),
-        (
-            "health_degraded_error_rate",
-            "health_unhealthy_error_rate",
-            "health_degraded_error_rate must be <= health_unhealthy_error_rate",
-        ),
-        (
-            "health_min_requests",
-            "health_window_requests",
-            "health_min_requests must be <= health_window_requests",
-        ),
-    )
-    _CROSS_CHECKED: ClassVar[frozenset[str]] = frozenset(
-        name for rule in _RULES for name in rule[:2]
-    )
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self._follow_limits()
-        errors = self._cross_field_errors(None)
-        if errors:
-            raise ConfigurationError(errors)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name not in self._CROSS_CHECKED:
-            super().__setattr__(name, value)
-            return
-        # Check on a throw-away copy first, so that a rejected value never
-        # reaches this object (nor its observers).
-        probe = type(self).model_construct(_fields_set=set(self.model_fields_set), **self.__dict__)
-        ConfigModel.__setattr__(probe, name, value)
-        probe._follow_limits()
-        errors = probe._cross_field_errors(name)
-        if errors:
-            raise ConfigurationError(errors)
-        super().__setattr__(name, value)
-        for changed in self._follow_limits():
-            self._notify(changed)
-
-    def _follow_limits(self) -> list[str]:
-        """A lower bound left at its default follows its limit: min(default, limit).
-
-        ``PoolConfig(max_connections=10)`` thus gets ``max_connections_per_host=10``
-        rather than an error about the default 20. Returns the fields it changed.
-        """
-        changed: list[str] = []
-        fields = type(self).model_fields
-        for lower, upper, _ in self._RULES:
-            if lower in self.model_fields_set:
-                continue
-            wanted = min(fields[lower].default, getattr(self, upper))
-            if getattr(self, lower) != wanted:
-                self.__dict__[lower] = wanted
-                changed.append(lower)
-        return changed
-
-    def _cross_field_errors(self, changed: str | None) -> list[FieldError]:
-        """Rules between fields; blame ``changed`` (an assignment) when it is involved."""
-        errors: list[FieldError] = []
-        for lower, upper, rule in self._RULES:
-            low, high = getattr(self, lower), getattr(self, upper)
-            if low > high:
-                blamed = changed if changed in (lower, upper) else lower
-                errors.append(
-                    FieldError(
-                        type(self).__name__,
-                        blamed,
-                        getattr(self, blamed),
-                        f"{rule} ({lower}={low!r}, {upper}={high!r})",
-                    )
-                )
-        return errors
+__all__ = ["ConnectionPool"]
 
 
 # ------------------------------------------------------------------ per request
@@ -294,15 +135,10 @@ class ConnectionPool:
         self._responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._lease = _SessionLease(self)
         self._release_one = self._connection_released
-        # The config may outlive the pool (or be shared): observe it weakly.
-        this = weakref.ref(self)
-
-        def config_changed(field: str) -> None:
-            pool = this()
-            if pool is not None:
-                pool._config_changed(field)
-
-        self._config.subscribe(config_changed)
+        # The config may outlive the pool (or be shared): a bound method is
+        # held weakly by ConfigModel.subscribe, so a dropped pool is collected
+        # and its observer pruned.
+        self._config.subscribe(self._config_changed)
 
     # ----------------------------------------------------------------- public
 
@@ -717,114 +553,3 @@ class ConnectionPool:
         self, _s: aiohttp.ClientSession, _ctx: _RequestTrace, _p: object
     ) -> None:
         self._stats.dns_misses += 1
-
-
-# ---------------------------------------------------------------------- manager
-
-
-class ConnectionPoolManager:
-    """Owns named :class:`ConnectionPool` objects and closes them together.
-
-    ``default_config`` (copied per pool) configures pools asked for without
-    a config; ``clock`` is handed to every pool.
-    """
-
-    __slots__ = ("_clock", "_default_config", "_pools")
-
-    def __init__(
-        self, *, default_config: PoolConfig | None = None, clock: Clock = MONOTONIC
-    ) -> None:
-        self._default_config = default_config
-        self._clock = clock
-        self._pools: dict[str, ConnectionPool] = {}
-
-    def get_pool(self, name: str, config: PoolConfig | None = None) -> ConnectionPool:
-        """The pool called ``name``, created on first use.
-
-        Asking again returns the same pool; asking with a config that differs
-        from the existing pool's raises :class:`ConfigurationError` naming each
-        differing field (change a live pool through ``pool.config`` instead).
-        A pool that was closed is replaced by a new one.
-        """
-        existing = self._pools.get(name)
-        if existing is not None and not existing.closed:
-            if config is not None and config is not existing.config:
-                _check_same(existing, config)
-            return existing
-        if config is None:
-            if existing is not None:
-                config = _copy(existing.config)
-            elif self._default_config is not None:
-                config = _copy(self._default_config)
-        pool = ConnectionPool(name, config, clock=self._clock)
-        self._pools[name] = pool
-        return pool
-
-    @property
-    def pools(self) -> Mapping[str, ConnectionPool]:
-        """Every pool by name (a read-only live view)."""
-        return MappingProxyType(self._pools)
-
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        """JSON-ready ``{name: pool.snapshot()}``, sorted by name."""
-        return {name: pool.snapshot() for name, pool in sorted(self._pools.items())}
-
-    async def close(self) -> None:
-        """Close every pool (sessions and connectors) and forget them.
-
-        The manager stays usable: asking for a pool afterwards makes a new one.
-        """
-        pools = list(self._pools.values())
-        self._pools.clear()
-        results = await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        names = ", ".join(repr(n) for n in sorted(self._pools))
-        return f"<ConnectionPoolManager pools={len(self._pools)} [{names}]>"
-
-
-def _copy(config: PoolConfig) -> PoolConfig:
-    # A fresh object: pools must not share a mutable config (nor its observers).
-    return PoolConfig(**config.model_dump(exclude_unset=True))
-
-
-def _check_same(existing: ConnectionPool, config: PoolConfig) -> None:
-    current = existing.config.model_dump()
-    wanted = config.model_dump()
-    errors = [
-        FieldError(
-            "PoolConfig",
-            key,
-            wanted[key],
-            f"connection pool {existing.name!r} already exists with {key}={current[key]!r}; "
-            "change it through pool.config instead",
-        )
-        for key in wanted
-        if wanted[key] != current[key]
-    ]
-    if errors:
-        raise ConfigurationError(errors)
-
-
-def get_connection_pool(name: str, config: PoolConfig | None = None) -> ConnectionPool:
-    """The default registry's pool called ``name`` (created on first use).
-
-    ``get_connection_pool("exchange_api", PoolConfig(max_connections=50))``.
-    """
-    from .registry import default_registry
-
-    return default_registry().pools.get_pool(name, config)

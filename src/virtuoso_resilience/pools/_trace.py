@@ -1,4 +1,4 @@
-"""Counters, histograms and health rules behind :class:`ConnectionPool` (private).
+"""Trace metrics behind :class:`ConnectionPool`: counters, histograms, health rules.
 
 Everything here is plain integers and floats updated in place by the pool's
 aiohttp trace callbacks; dictionaries are built only when a snapshot is asked
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
-if TYPE_CHECKING:
-    from .pools import PoolConfig
+from ._config import PoolConfig
 
 __all__ = ["DEFAULT_BUCKETS", "HealthStatus", "PoolHealth", "judge_health"]
 
