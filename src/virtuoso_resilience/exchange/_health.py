@@ -68,10 +68,16 @@ def register_exchange_health(
     """
     interval = adapter.config.health_check_interval
     prefix = f"exchange.{adapter.exchange_id}"
+    fetch_time = adapter.fetch_time
+
+    async def ping() -> CheckResult:
+        server_time = await fetch_time()  # through the adapter: breaker, limiter, pool
+        return CheckResult(ServiceStatus.HEALTHY, "", {"server_time": server_time})
+
     checks: list[HealthCheck] = [
         SimpleHealthCheck(
             f"{prefix}.ping",
-            adapter.fetch_time,
+            ping,
             HealthCheckConfig(interval=interval, timeout=min(interval, 10.0)),
         )
     ]
