@@ -515,7 +515,7 @@ class ResilientExchange(Generic[E]):
         """Register this exchange's health checks with ``service`` (see ``docs/exchange.md``)."""
         from ._health import register_exchange_health
 
-        return register_exchange_health(self, service)
+        return register_exchange_health(self, service, self.fetch_time)
 
     def data_age(self, method: str, symbol: str) -> float | None:
         """Age (seconds) of the last good ``method`` value for ``symbol``; ``None``: none."""

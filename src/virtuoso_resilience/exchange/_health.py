@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .. import (
     CheckResult,
@@ -14,9 +15,7 @@ from .. import (
     SimpleHealthCheck,
 )
 from ._config import MethodGroup
-
-if TYPE_CHECKING:
-    from ._adapter import ResilientExchange
+from ._protocol import AdapterLike
 
 __all__ = ["register_exchange_health"]
 
@@ -24,7 +23,7 @@ __all__ = ["register_exchange_health"]
 class _LimiterCheck(HealthCheck):
     """DEGRADED while the account is banned or drained, else HEALTHY; details: headroom."""
 
-    def __init__(self, adapter: ResilientExchange[Any], config: HealthCheckConfig) -> None:
+    def __init__(self, adapter: AdapterLike, config: HealthCheckConfig) -> None:
         super().__init__(f"exchange.{adapter.exchange_id}.rate_limit", config)
         self._adapter = adapter
 
@@ -46,7 +45,7 @@ class _LimiterCheck(HealthCheck):
 
 
 class _MaintenanceCheck(HealthCheck):
-    def __init__(self, adapter: ResilientExchange[Any], config: HealthCheckConfig) -> None:
+    def __init__(self, adapter: AdapterLike, config: HealthCheckConfig) -> None:
         super().__init__(f"exchange.{adapter.exchange_id}.maintenance", config)
         self._adapter = adapter
 
@@ -58,7 +57,9 @@ class _MaintenanceCheck(HealthCheck):
 
 
 def register_exchange_health(
-    adapter: ResilientExchange[Any], service: HealthService
+    adapter: AdapterLike,
+    service: HealthService,
+    fetch_time: Callable[[], Awaitable[Any]],
 ) -> list[HealthCheck]:
     """Register the exchange's checks with ``service``; returns them.
 
@@ -68,7 +69,6 @@ def register_exchange_health(
     """
     interval = adapter.config.health_check_interval
     prefix = f"exchange.{adapter.exchange_id}"
-    fetch_time = adapter.fetch_time
 
     async def ping() -> CheckResult:
         server_time = await fetch_time()  # through the adapter: breaker, limiter, pool

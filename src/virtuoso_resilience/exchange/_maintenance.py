@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import Clock
 from ._config import ExchangeResilienceConfig
 from ._errors import MaintenanceError
-
-if TYPE_CHECKING:
-    from ._adapter import ResilientExchange
+from ._protocol import AdapterLike
 
 __all__ = ["MaintenanceGuard"]
 
@@ -27,7 +25,7 @@ class MaintenanceGuard:
     """Whether the exchange is in maintenance, and the poller that ends it."""
 
     def __init__(
-        self, adapter: ResilientExchange[Any], config: ExchangeResilienceConfig, clock: Clock
+        self, adapter: AdapterLike, config: ExchangeResilienceConfig, clock: Clock
     ) -> None:
         self._adapter = adapter
         self._config = config

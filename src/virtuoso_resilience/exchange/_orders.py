@@ -18,16 +18,14 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import Clock, OutcomeKind
 from ..classify import Signal
 from ._config import ExchangeResilienceConfig, MethodGroup
 from ._errors import OrderStatusUnknownError
 from ._groups import MethodSpec
-
-if TYPE_CHECKING:
-    from ._adapter import ResilientExchange
+from ._protocol import AdapterLike
 
 __all__ = ["OrderState", "OrderTracker", "PendingOrder"]
 
@@ -84,7 +82,7 @@ class OrderTracker:
     """The adapter's pending orders and the create / cancel algorithms."""
 
     def __init__(
-        self, adapter: ResilientExchange[Any], config: ExchangeResilienceConfig, clock: Clock
+        self, adapter: AdapterLike, config: ExchangeResilienceConfig, clock: Clock
     ) -> None:
         self._adapter = adapter
         self._config = config
