@@ -1,0 +1,53 @@
+"""JSON bodies that are always valid JSON, whatever a snapshot holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = ["dumps", "plain", "short"]
+
+_MAX_DEPTH: Final = 32
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON-ready data: enums by value, dataclasses and
+    ``as_dict()`` objects as mappings, non-finite floats as None, anything
+    unknown as ``"<TypeName>"`` (never its ``str``, which could hold a secret)."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, enum.Enum):
+        return plain(value.value, depth + 1)
+    if isinstance(value, Mapping):
+        return {str(plain(k, depth + 1)): plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v, depth + 1) for v in value]
+    as_dict = getattr(value, "as_dict", None)
+    if callable(as_dict):
+        return plain(as_dict(), depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value), depth + 1)
+    return f"<{type(value).__name__}>"
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``plain(value)`` (never NaN or Infinity)."""
+    return json.dumps(
+        plain(value), allow_nan=False, ensure_ascii=False, separators=(",", ":")
+    ).encode()
+
+
+def short(text: str, limit: int = 120) -> str:
+    """``text`` quoted and cut to ``limit`` characters, for an error message."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
+    if len(cleaned) > limit:
+        cleaned = cleaned[:limit] + "…"
+    return repr(cleaned)

@@ -1,0 +1,154 @@
+"""What the monitoring API keeps between requests: cached bodies, the breaker
+event log, readiness flags. One per application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import Clock
+from ..health import HealthService, ServiceStatus
+from ..registry import CIRCUIT_BREAKERS, ResilienceRegistry
+from ._breaker_log import BreakerEventLog
+from ._settings import MonitoringSettings
+
+__all__ = ["CachedBody", "MonitoringState"]
+
+log = logging.getLogger("virtuoso_resilience.monitoring")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedBody:
+    """A serialised response: HTTP status, content type and UTF-8 JSON bytes."""
+
+    status: int
+    content_type: str
+    body: bytes
+    version: int
+    built_at: float
+
+
+class MonitoringState:
+    """The registry the API reads, its settings, and what it caches.
+
+    Bodies are cached by key and rebuilt only when a breaker changes state,
+    the overall health status changes, components come or go, or
+    ``settings.cache_ttl`` seconds (on ``clock``) have passed since they
+    were built. Reading never runs a health check.
+    """
+
+    def __init__(
+        self, registry: ResilienceRegistry, settings: MonitoringSettings, clock: Clock
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.health: HealthService = registry.health
+        self.events = BreakerEventLog(settings.event_log_size, on_change=self.invalidate)
+        self.started = False
+        self.draining = False
+        self.version = 0
+        self.rebuilds = 0
+        self._cache: dict[str, CachedBody] = {}
+        self._fingerprint: tuple[tuple[str, int], ...] = ()
+        self._watcher: asyncio.Task[None] | None = None
+        self._listening = False
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Subscribe to health changes and breakers; start the registry watcher."""
+        if not self._listening:
+            self.health.add_status_listener(self._on_health_change)
+            self._listening = True
+        self.sync()
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch(), name="monitoring-registry-watch"
+            )
+        self.started = True
+        self.draining = False
+        self.invalidate()
+
+    def begin_drain(self) -> None:
+        """Readiness answers 503 from now on."""
+        self.draining = True
+        self.invalidate()
+
+    async def stop(self) -> None:
+        """Unsubscribe from everything and stop the watcher."""
+        self.started = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        if self._listening:
+            self.health.remove_status_listener(self._on_health_change)
+            self._listening = False
+        self.events.close()
+
+    async def _watch(self) -> None:
+        # Real time on purpose: a housekeeping poll for replaced components,
+        # not a policy timer (additions and removals are seen per request).
+        while True:
+            await asyncio.sleep(self.settings.watch_interval)
+            try:
+                if self.events.watch(self.registry.components(CIRCUIT_BREAKERS)):
+                    self.invalidate()
+            except Exception as exc:  # never let the watcher die
+                log.warning("monitoring: registry watch failed: %s", type(exc).__name__)
+
+    # ----------------------------------------------------------------- cache
+
+    def _on_health_change(self, status: ServiceStatus) -> None:
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Every cached body is rebuilt on its next request."""
+        self.version += 1
+
+    def sync(self) -> None:
+        """Notice components that came or went (cheap: one count per kind)."""
+        registry = self.registry
+        fingerprint = tuple((kind, len(registry.components(kind))) for kind in registry.kinds)
+        if fingerprint != self._fingerprint:
+            self._fingerprint = fingerprint
+            self.events.watch(registry.components(CIRCUIT_BREAKERS))
+            self.invalidate()
+
+    def cached(self, key: str, build: Callable[[], tuple[int, str, bytes]]) -> CachedBody:
+        """The cached body for ``key``, rebuilt by ``build()`` when stale."""
+        self.sync()
+        entry = self._cache.get(key)
+        now = self.clock.now()
+        if (
+            entry is not None
+            and entry.version == self.version
+            and now - entry.built_at < self.settings.cache_ttl
+        ):
+            return entry
+        status, content_type, body = build()
+        entry = CachedBody(status, content_type, body, self.version, now)
+        self._cache[key] = entry
+        self.rebuilds += 1
+        return entry
+
+    def __repr__(self) -> str:
+        return (
+            f"<MonitoringState started={self.started} draining={self.draining} "
+            f"cached={len(self._cache)} version={self.version} rebuilds={self.rebuilds} "
+            f"{self.events!r}>"
+        )
+
+
+def snapshot_of(component: Any) -> Any:
+    """``component.snapshot()``, or an error marker if it raises (type name only)."""
+    try:
+        return component.snapshot()
+    except Exception as exc:
+        return {"error": f"snapshot failed: {type(exc).__name__}"}
