@@ -80,20 +80,23 @@ async def test_health_is_served_from_cache_and_never_runs_a_check(
     assert body["checks"] == {"exchange": "unknown"}
 
 
-async def test_an_overall_status_change_rebuilds_at_once(
+async def test_an_overall_status_change_rebuilds_after_the_min_interval(
     start: Start, registry: ResilienceRegistry, clock: FakeClock
 ) -> None:
-    registry.health.register_health_check(SimpleHealthCheck("a", lambda: True, HealthCheckConfig()))
-    registry.health.register_health_check(SimpleHealthCheck("b", lambda: True, HealthCheckConfig()))
+    registry.health.register_health_check(SimpleHealthCheck("a", lambda: True))
+    registry.health.register_health_check(SimpleHealthCheck("b", lambda: True))
     await registry.health.run_check("a")
-    api = await start(cache_ttl=0.5)
+    api = await start(cache_ttl=10.0, min_rebuild_interval=0.1)
     _, _, body = await api.get(f"{API}/health")
     assert body["checks"] == {"a": "healthy", "b": "unknown"}
     await registry.health.run_check("b")  # overall: unknown -> healthy
     await settle()
     _, _, body = await api.get(f"{API}/health")
-    assert body["checks"]["b"] == "healthy"  # no clock advance needed
-    assert body["overall_status"] == "healthy"
+    assert body["overall_status"] == "unknown"  # built less than 0.1 s ago
+    clock.advance(0.1)
+    _, _, body = await api.get(f"{API}/health")
+    assert body["overall_status"] == "healthy"  # long before the 10 s TTL
+    assert body["checks"]["b"] == "healthy"
 
 
 async def test_a_result_that_changes_no_status_shows_after_the_ttl(
@@ -112,18 +115,47 @@ async def test_a_result_that_changes_no_status_shows_after_the_ttl(
     assert body["checks"]["a"]["metrics"]["total_runs"] == 2
 
 
-async def test_a_breaker_state_change_rebuilds_at_once(
-    start: Start, registry: ResilienceRegistry
+async def test_a_breaker_state_change_rebuilds_after_the_min_interval(
+    start: Start, registry: ResilienceRegistry, clock: FakeClock
 ) -> None:
     cb = registry.circuit_breaker("exchange_api")
-    api = await start(cache_ttl=1000.0)
+    api = await start(cache_ttl=1000.0, min_rebuild_interval=0.1)
     _, _, body = await api.get(f"{API}/circuit-breakers")
     assert body[0]["state"] == "closed"
     cb.force_open()
+    clock.advance(0.1)
     _, _, body = await api.get(f"{API}/circuit-breakers")
     assert body[0]["state"] == "forced_open"
-    status, _, _ = await api.get("/readyz")
-    assert status == 200
+
+
+async def test_a_flapping_breaker_rebuilds_at_most_once_per_interval(
+    start: Start, registry: ResilienceRegistry, clock: FakeClock
+) -> None:
+    cb = registry.circuit_breaker("exchange_api")
+    api = await start(cache_ttl=1000.0, min_rebuild_interval=0.1)
+    await api.get(f"{API}/circuit-breakers")
+    state = api.server.state
+    before = state.rebuilds
+    for _ in range(10):  # ten changes and ten reads within 0.1 s
+        cb.force_open()
+        cb.reset()
+        clock.advance(0.005)
+        await api.get(f"{API}/circuit-breakers")
+    assert state.rebuilds == before
+    clock.advance(0.05)
+    await api.get(f"{API}/circuit-breakers")
+    assert state.rebuilds == before + 1
+
+
+async def test_immediate_rebuilds_with_a_zero_interval(
+    start: Start, registry: ResilienceRegistry
+) -> None:
+    cb = registry.circuit_breaker("exchange_api")
+    api = await start(min_rebuild_interval=0.0)
+    await api.get(f"{API}/circuit-breakers")
+    cb.force_open()
+    _, _, body = await api.get(f"{API}/circuit-breakers")
+    assert body[0]["state"] == "forced_open"
 
 
 async def test_a_new_component_shows_at_once(start: Start, registry: ResilienceRegistry) -> None:

@@ -158,6 +158,7 @@ async def test_readiness_can_follow_a_group(start: Start, registry: ResilienceRe
         ({"show_details": "sometimes"}, "show_details"),
         ({"cache_ttl": 0.0}, "cache_ttl"),
         ({"max_body_bytes": 10**9}, "max_body_bytes"),
+        ({"cache_ttl": 0.5, "min_rebuild_interval": 1.0}, "min_rebuild_interval"),
     ],
 )
 def test_bad_settings_name_the_field(settings: dict[str, object], field: str) -> None:

@@ -212,24 +212,22 @@ async def _livez(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
+    """Computed per request (not cached), so draining and an open breaker show at once:
+    the overall status is O(1), a group O(members), breaker patterns O(breakers)."""
     state = _state(request)
+    state.sync()
+    settings = state.settings
+    group = settings.readiness_group
+    result = readiness(
+        state.health,
+        state.registry.components(CIRCUIT_BREAKERS),
+        started=state.started,
+        draining=state.draining,
+        group=(group, settings.groups[group]) if group is not None else None,
+        fail_on_open=settings.fail_readiness_on_open,
+    )
     content_type = HEALTH_JSON if _wants_ietf(request) else JSON
-
-    def build() -> tuple[int, str, bytes]:
-        settings = state.settings
-        group = settings.readiness_group
-        result = readiness(
-            state.health,
-            state.registry.components(CIRCUIT_BREAKERS),
-            started=state.started,
-            draining=state.draining,
-            group=(group, settings.groups[group]) if group is not None else None,
-            fail_on_open=settings.fail_readiness_on_open,
-        )
-        return (200 if result.ready else 503), content_type, dumps(result.as_dict())
-
-    entry = state.cached(f"readyz:{content_type}", build)
-    return _send(entry.status, entry.content_type, entry.body)
+    return _response(200 if result.ready else 503, content_type, dumps(result.as_dict()))
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -457,7 +455,7 @@ async def _control_breaker(request: web.Request) -> web.Response:
     previous = breaker.state.value
     with state.events.manual(breaker.name):
         getattr(breaker, _STATES[target])()
-    state.invalidate()
+    state.invalidate(now=True)
     log.info("monitoring API: breaker %r set %s -> %s", breaker.name, previous, target)
     data = plain(snapshot_of(breaker))
     return _response(200, JSON, dumps({"name": breaker.name, "previous": previous, **data}))

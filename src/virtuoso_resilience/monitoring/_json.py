@@ -38,11 +38,34 @@ def plain(value: Any, depth: int = 0) -> Any:
     return f"<{type(value).__name__}>"
 
 
+_COMPACT: Final[dict[str, Any]] = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return list(value)
+    as_dict = getattr(value, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return f"<{type(value).__name__}>"
+
+
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of ``plain(value)`` (never NaN or Infinity)."""
-    return json.dumps(
-        plain(value), allow_nan=False, ensure_ascii=False, separators=(",", ":")
-    ).encode()
+    """Compact UTF-8 JSON of ``plain(value)`` (never NaN or Infinity).
+
+    The common case goes straight through :func:`json.dumps`; only a value
+    it refuses (NaN or infinity, a key that is not a scalar, nesting deeper
+    than the recursion limit) takes the slower :func:`plain` walk.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, default=_default, **_COMPACT)
+    except (ValueError, TypeError, RecursionError):
+        text = json.dumps(plain(value), allow_nan=False, **_COMPACT)
+    return text.encode()
 
 
 def short(text: str, limit: int = 120) -> str:

@@ -89,6 +89,10 @@ class MonitoringSettings(ConfigModel):
     show_details: ShowDetails = ShowDetails.ALWAYS
     cache_ttl: PositiveSeconds = 1.0
     """A cached body is rebuilt after this long even when nothing signalled a change."""
+    min_rebuild_interval: Seconds = 0.1
+    """After a change a body is rebuilt at most this often (0: at every change), so a
+    flapping breaker cannot make every request rebuild; a manual change through the
+    API is shown at once."""
     watch_interval: PositiveSeconds = 0.25
     """How often the registry is checked for new or replaced components."""
     event_log_size: Annotated[int, Field(ge=1, le=100_000)] = 500
@@ -131,6 +135,15 @@ class MonitoringSettings(ConfigModel):
     @classmethod
     def _open_patterns_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _patterns(value, "fail_readiness_on_open")
+
+    @model_validator(mode="after")
+    def _rebuild_within_ttl(self) -> Self:
+        if self.min_rebuild_interval > self.cache_ttl:
+            raise RuleError(
+                {"min_rebuild_interval": self.min_rebuild_interval, "cache_ttl": self.cache_ttl},
+                "min_rebuild_interval must be <= cache_ttl",
+            )
+        return self
 
     @model_validator(mode="after")
     def _readiness_group_known(self) -> Self:

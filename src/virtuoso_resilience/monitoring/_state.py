@@ -35,10 +35,12 @@ class CachedBody:
 class MonitoringState:
     """The registry the API reads, its settings, and what it caches.
 
-    Bodies are cached by key and rebuilt only when a breaker changes state,
-    the overall health status changes, components come or go, or
-    ``settings.cache_ttl`` seconds (on ``clock``) have passed since they
-    were built. Reading never runs a health check.
+    Bodies are cached by key. A body is rebuilt when ``settings.cache_ttl``
+    seconds (on ``clock``) have passed since it was built, or when something
+    changed — a breaker's state, the overall health status, the set of
+    components — and at least ``settings.min_rebuild_interval`` seconds
+    have passed (at once after a change made through the API, a component
+    added or removed, or when the app starts or starts draining). Reading never runs a health check.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class MonitoringState:
         self.started = False
         self.draining = False
         self.version = 0
+        self._forced = 0  # bodies older than this version are rebuilt at once
         self.rebuilds = 0
         self._cache: dict[str, CachedBody] = {}
         self._fingerprint: tuple[tuple[str, int], ...] = ()
@@ -72,12 +75,12 @@ class MonitoringState:
             )
         self.started = True
         self.draining = False
-        self.invalidate()
+        self.invalidate(now=True)
 
     def begin_drain(self) -> None:
         """Readiness answers 503 from now on."""
         self.draining = True
-        self.invalidate()
+        self.invalidate(now=True)
 
     async def stop(self) -> None:
         """Unsubscribe from everything and stop the watcher."""
@@ -108,9 +111,13 @@ class MonitoringState:
     def _on_health_change(self, status: ServiceStatus) -> None:
         self.invalidate()
 
-    def invalidate(self) -> None:
-        """Every cached body is rebuilt on its next request."""
+    def invalidate(self, *, now: bool = False) -> None:
+        """Cached bodies are stale: rebuilt on their next request once
+        ``settings.min_rebuild_interval`` has passed since they were built,
+        or at once with ``now``."""
         self.version += 1
+        if now:
+            self._forced = self.version
 
     def sync(self) -> None:
         """Notice components that came or went (cheap: one count per kind)."""
@@ -119,19 +126,20 @@ class MonitoringState:
         if fingerprint != self._fingerprint:
             self._fingerprint = fingerprint
             self.events.watch(registry.components(CIRCUIT_BREAKERS))
-            self.invalidate()
+            self.invalidate(now=True)  # rare: show new components at once
 
     def cached(self, key: str, build: Callable[[], tuple[int, str, bytes]]) -> CachedBody:
         """The cached body for ``key``, rebuilt by ``build()`` when stale."""
         self.sync()
         entry = self._cache.get(key)
         now = self.clock.now()
-        if (
-            entry is not None
-            and entry.version == self.version
-            and now - entry.built_at < self.settings.cache_ttl
-        ):
-            return entry
+        if entry is not None:
+            age = now - entry.built_at
+            if age < self.settings.cache_ttl and (
+                entry.version == self.version
+                or (age < self.settings.min_rebuild_interval and entry.version >= self._forced)
+            ):
+                return entry
         status, content_type, body = build()
         entry = CachedBody(status, content_type, body, self.version, now)
         self._cache[key] = entry
