@@ -19,6 +19,7 @@ Run: ``python -m benchmarks.bench_monitoring`` (about 60 s).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import time
@@ -81,6 +82,8 @@ class Run:
     latencies_ms: list[float]
     errors: int
     achieved_rate: float
+    server_cpu_us: float
+    """Server process CPU time (user + system) per request, microseconds."""
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -88,6 +91,14 @@ class Run:
             return float("nan")
         index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
         return ordered[index]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _free_port() -> int:
@@ -140,8 +151,11 @@ async def _measure(condition: str) -> list[Run]:
             raise RuntimeError("monitoring server did not start")
         runs = []
         for endpoint in ENDPOINTS:
+            cpu = _cpu_seconds(proc.pid)
             latencies, errors, rate = await _load(f"http://127.0.0.1:{port}{endpoint}", SECONDS)
-            runs.append(Run(condition, endpoint, latencies, errors, rate))
+            cpu = _cpu_seconds(proc.pid) - cpu
+            sent = int((SECONDS + WARMUP) * RATE)
+            runs.append(Run(condition, endpoint, latencies, errors, rate, cpu / sent * 1e6))
         return runs
     finally:
         proc.terminate()
@@ -150,6 +164,7 @@ async def _measure(condition: str) -> list[Run]:
 
 def main() -> str:
     runs = []
+    load = os.getloadavg()[0]
     for condition in ("quiet", "busy"):
         runs += asyncio.run(_measure(condition))
     lines = [
@@ -157,16 +172,18 @@ def main() -> str:
         "",
         f"Open-loop load for {SECONDS:g} s per endpoint after {WARMUP:g} s warm-up, "
         f"{CONNECTIONS} keep-alive connections; latency from each request's scheduled "
-        "start; server in a child process. `busy`: a breaker changes state every 20 ms.",
+        "start; server in a child process. `busy`: a breaker changes state every 20 ms. "
+        f"Machine load average at the start: {load:.1f} on {os.cpu_count()} cores.",
         "",
-        "| condition | endpoint | sent/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| condition | endpoint | sent/s | p50 ms | p90 ms | p99 ms | max ms | errors "
+        "| server CPU µs/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {r.condition} | `{r.endpoint}` | {r.achieved_rate:,.0f} | "
             f"{r.percentile(50):.2f} | {r.percentile(90):.2f} | {r.percentile(99):.2f} | "
-            f"{max(r.latencies_ms):.2f} | {r.errors} |"
+            f"{max(r.latencies_ms):.2f} | {r.errors} | {r.server_cpu_us:.0f} |"
         )
     return "\n".join(lines)
 
