@@ -193,7 +193,8 @@ def main() -> str:
         "",
         f"Open-loop load for {SECONDS:g} s per endpoint after {WARMUP:g} s warm-up, "
         f"{CONNECTIONS} keep-alive connections (a minimal asyncio HTTP/1.1 client); "
-        "latency from each request's scheduled start; server in a child process. `busy`: a breaker changes state every 20 ms. "
+        "latency from each request's scheduled start; server in a child process. "
+        "`busy`: a breaker changes state every 20 ms. "
         f"Machine load average at the start: {load:.1f} on {os.cpu_count()} cores.",
         "",
         "| condition | endpoint | sent/s | p50 ms | p90 ms | p99 ms | max ms | errors "
