@@ -5,7 +5,6 @@ here runs a check."""
 from __future__ import annotations
 
 import fnmatch
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -200,8 +199,3 @@ def readiness(
             ):
                 reasons.append(f"circuit breaker {name!r} is {cb.state.value}")
     return Readiness(not reasons, status, tuple(reasons))
-
-
-def now_iso() -> str:
-    """The wall-clock time now, ISO 8601 UTC."""
-    return _iso(time.time())

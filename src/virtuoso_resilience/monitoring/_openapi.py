@@ -452,6 +452,7 @@ def openapi_document(settings: MonitoringSettings) -> dict[str, Any]:
                 op_id="openapi",
             )
         },
+        # Other surfaces document their routes here (e.g. GET /metrics, Prometheus).
     }
     return {
         "openapi": "3.1.0",

@@ -35,12 +35,10 @@ class MonitoringServer:
         settings: MonitoringSettings | None = None,
         *,
         clock: Clock | None = None,
-        app: web.Application | None = None,
     ) -> None:
         self.settings = settings if settings is not None else MonitoringSettings()
-        self.app = (
-            app if app is not None else create_monitoring_app(registry, self.settings, clock=clock)
-        )
+        self.app = create_monitoring_app(registry, self.settings, clock=clock)
+        """The aiohttp application; add routes to ``app.router`` before :meth:`start`."""
         self._clock = self.state.clock
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
