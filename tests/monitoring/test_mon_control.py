@@ -266,3 +266,21 @@ def test_a_weak_token_is_refused_without_echoing_it() -> None:
             MonitoringSettings(token=token)  # type: ignore[arg-type]
         assert token not in str(caught.value)
         assert "token" in str(caught.value)
+
+
+async def test_random_bodies_never_break_the_endpoint(
+    api: Api, registry: ResilienceRegistry
+) -> None:
+    import random
+
+    registry.circuit_breaker("exchange_api")
+    rng = random.Random(20261201)
+    pieces = [b"{", b"}", b"[", b"]", b'"state"', b":", b",", b'"closed"', b"\\u0000", b"\xff"]
+    for _ in range(150):
+        if rng.random() < 0.5:
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
+        else:
+            data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        status, _, body = await _post(api, data)
+        assert status in (200, 400), (data, status, body)
+        assert isinstance(body, dict)

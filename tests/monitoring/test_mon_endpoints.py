@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import aiohttp
 from mon_helpers import API, Api, Start, settle
 
 from virtuoso_resilience import (
@@ -182,3 +183,60 @@ async def test_default_registry_clock_drives_nothing_per_request(
     await api.get(f"{API}/health")
     await settle()
     assert clock.now() == 0.0  # serving a request never moves or waits on time
+
+
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = [1]
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+class _Odd:
+    def snapshot(self) -> dict[object, Any]:
+        return {
+            "huge": 10**5000,
+            (1, 2): "tuple key",
+            "nested": [
+                [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+            ],
+            "object": object(),
+            "set": {1},
+        }
+
+
+async def test_odd_snapshot_values_still_give_json(api: Api, registry: ResilienceRegistry) -> None:
+    registry.register("caches", "odd", _Odd())
+    status, _, body = await api.get(f"{API}/metrics")
+    assert status == 200
+    odd = body["caches"]["odd"]
+    assert odd["huge"] == "<int too large>"
+    assert odd["object"] == "<object>"
+    assert odd["set"] == [1]
+    assert "[1, 2]" in odd or "(1, 2)" in odd  # a non-string key becomes a string
+    assert "<nested too deep>" in repr(odd["nested"])
+
+
+async def test_an_unexpected_error_is_a_json_500_without_its_message(
+    registry: ResilienceRegistry,
+) -> None:
+    from aiohttp import web
+
+    from virtuoso_resilience.monitoring import MonitoringServer, MonitoringSettings
+
+    server = MonitoringServer(registry, MonitoringSettings(port=0))
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("apiKey=abc123 leaked")
+
+    server.app.router.add_get("/broken", broken)
+    async with (
+        server,
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/broken") as response,
+    ):
+        assert response.status == 500
+        text = await response.text()
+    assert "abc123" not in text
+    assert "Traceback" not in text
+    assert '"error":"internal_error"' in text

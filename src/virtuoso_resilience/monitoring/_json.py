@@ -12,14 +12,17 @@ from typing import Any, Final
 __all__ = ["dumps", "plain", "short"]
 
 _MAX_DEPTH: Final = 32
+_MAX_INT_BITS: Final = 1024
 
 
 def plain(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON-ready data: enums by value, dataclasses and
     ``as_dict()`` objects as mappings, non-finite floats as None, anything
     unknown as ``"<TypeName>"`` (never its ``str``, which could hold a secret)."""
-    if value is None or isinstance(value, bool | str | int):
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):  # json cannot print ints beyond ~4300 digits
+        return value if value.bit_length() <= _MAX_INT_BITS else "<int too large>"
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if depth >= _MAX_DEPTH:
