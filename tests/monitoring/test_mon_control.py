@@ -284,3 +284,19 @@ async def test_random_bodies_never_break_the_endpoint(
         status, _, body = await _post(api, data)
         assert status in (200, 400), (data, status, body)
         assert isinstance(body, dict)
+
+
+async def test_the_watcher_follows_new_breakers_without_any_request(
+    start: Start, registry: ResilienceRegistry, clock: FakeClock
+) -> None:
+    from mon_helpers import settle
+
+    api = await start(watch_interval=0.25)
+    late = registry.circuit_breaker("late_api")
+    await settle()
+    assert api.server.state.events.watched == ()  # not yet: no request, no tick
+    clock.advance(0.25)
+    await settle()
+    assert api.server.state.events.watched == ("late_api",)
+    late.force_open()
+    assert [e.current for e in api.server.state.events.events()] == ["forced_open"]

@@ -96,10 +96,10 @@ class MonitoringState:
         self.events.close()
 
     async def _watch(self) -> None:
-        # Real time on purpose: a housekeeping poll for replaced components,
-        # not a policy timer (additions and removals are seen per request).
+        # A housekeeping poll on the state's clock: breakers added, removed or
+        # replaced while no request arrives are followed within watch_interval.
         while True:
-            await asyncio.sleep(self.settings.watch_interval)
+            await self.clock.sleep(self.settings.watch_interval)
             try:
                 if self.events.watch(self.registry.components(CIRCUIT_BREAKERS)):
                     self.invalidate()
