@@ -100,3 +100,10 @@ def test_the_app_refuses_a_non_registry() -> None:
 
     with pytest.raises(TypeError, match="ResilienceRegistry"):
         create_monitoring_app({})  # type: ignore[arg-type]
+
+
+async def test_ipv6_loopback_in_brackets(registry: ResilienceRegistry) -> None:
+    server = MonitoringServer(registry, MonitoringSettings(host="[::1]", port=0))
+    async with server:
+        assert server.url.startswith("http://[::1]:")
+        assert await _get(f"{server.url}/livez") == (200, {"status": "pass"})

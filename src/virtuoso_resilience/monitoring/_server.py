@@ -85,7 +85,7 @@ class MonitoringServer:
             shutdown_timeout=settings.shutdown_timeout,
         )
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host.strip("[]"), settings.port)
         try:
             await site.start()
         except OSError as exc:
