@@ -180,3 +180,21 @@ async def test_many_breakers_one_rebuild(
     bodies: list[Any] = [(await api.get(path))[2] for _ in range(10)]
     assert state.rebuilds == before
     assert all(b == bodies[0] for b in bodies)
+
+
+async def test_a_breaker_flip_does_not_rebuild_the_health_bodies(
+    start: Start, registry: ResilienceRegistry, clock: FakeClock
+) -> None:
+    cb = registry.circuit_breaker("exchange_api")
+    api = await start(cache_ttl=1000.0, min_rebuild_interval=0.1)
+    await api.get(f"{API}/health/detailed")
+    await api.get(f"{API}/circuit-breakers")
+    state = api.server.state
+    before = state.rebuilds
+    cb.force_open()
+    clock.advance(0.1)
+    await api.get(f"{API}/health/detailed")
+    assert state.rebuilds == before  # health did not change: same body
+    _, _, body = await api.get(f"{API}/circuit-breakers")
+    assert body[0]["state"] == "forced_open"
+    assert state.rebuilds == before + 1

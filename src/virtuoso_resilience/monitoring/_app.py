@@ -31,7 +31,7 @@ from ._health_format import (
 from ._json import dumps, plain, short
 from ._openapi import openapi_document
 from ._settings import MonitoringSettings, ShowDetails
-from ._state import MonitoringState, snapshot_of
+from ._state import BREAKERS, COMPONENTS, HEALTH, MonitoringState, snapshot_of
 
 __all__ = ["API_PREFIX", "MONITORING_STATE", "create_monitoring_app"]
 
@@ -44,6 +44,7 @@ MONITORING_STATE: Final = web.AppKey("virtuoso_monitoring_state", MonitoringStat
 JSON: Final = "application/json"
 _STATES: Final = {"closed": "reset", "forced_open": "force_open", "disabled": "disable"}
 _DIGITS: Final = re.compile(r"[0-9]{1,9}")
+_HEALTH_SOURCES: Final = (HEALTH, COMPONENTS)
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REASONS: Final = {
@@ -244,7 +245,7 @@ async def _health(request: web.Request) -> web.Response:
             return status.http_status, HEALTH_JSON, dumps(body)
         return status.http_status, JSON, dumps(summary_body(service, details=details))
 
-    entry = state.cached(f"health:{ietf}:{details}", build)
+    entry = state.cached(f"health:{ietf}:{details}", build, _HEALTH_SOURCES)
     return _send(entry.status, entry.content_type, entry.body)
 
 
@@ -262,7 +263,7 @@ async def _health_detailed(request: web.Request) -> web.Response:
             return status.http_status, HEALTH_JSON, dumps(body)
         return status.http_status, JSON, dumps(report.as_dict())
 
-    entry = state.cached(f"health-detailed:{ietf}", build)
+    entry = state.cached(f"health-detailed:{ietf}", build, _HEALTH_SOURCES)
     return _send(entry.status, entry.content_type, entry.body)
 
 
@@ -284,7 +285,7 @@ async def _health_groups(request: web.Request) -> web.Response:
             groups.append(item)
         return 200, JSON, dumps(groups)
 
-    entry = state.cached(f"groups:{details}", build)
+    entry = state.cached(f"groups:{details}", build, _HEALTH_SOURCES)
     return _send(entry.status, entry.content_type, entry.body)
 
 
@@ -321,7 +322,7 @@ async def _health_group(request: web.Request) -> web.Response:
             plain_body["checks"] = {m: state.health.get_status(m).value for m in result.members}
         return status.http_status, JSON, dumps(plain_body)
 
-    entry = state.cached(f"group:{name}:{ietf}:{details}", build)
+    entry = state.cached(f"group:{name}:{ietf}:{details}", build, _HEALTH_SOURCES)
     return _send(entry.status, entry.content_type, entry.body)
 
 
@@ -340,7 +341,9 @@ async def _circuit_breakers(request: web.Request) -> web.Response:
     _require_details(request)
     state = _state(request)
     entry = state.cached(
-        "circuit-breakers", lambda: (200, JSON, dumps(_listing(state, CIRCUIT_BREAKERS)))
+        "circuit-breakers",
+        lambda: (200, JSON, dumps(_listing(state, CIRCUIT_BREAKERS))),
+        (BREAKERS, COMPONENTS),
     )
     return _send(entry.status, entry.content_type, entry.body)
 
@@ -455,7 +458,7 @@ async def _control_breaker(request: web.Request) -> web.Response:
     previous = breaker.state.value
     with state.events.manual(breaker.name):
         getattr(breaker, _STATES[target])()
-    state.invalidate(now=True)
+    state.invalidate(BREAKERS, now=True)
     log.info("monitoring API: breaker %r set %s -> %s", breaker.name, previous, target)
     data = plain(snapshot_of(breaker))
     return _response(200, JSON, dumps({"name": breaker.name, "previous": previous, **data}))
@@ -497,7 +500,9 @@ async def _breaker_events(request: web.Request) -> web.Response:
 
 async def _openapi(request: web.Request) -> web.Response:
     state = _state(request)
-    entry = state.cached("openapi", lambda: (200, JSON, dumps(openapi_document(state.settings))))
+    entry = state.cached(
+        "openapi", lambda: (200, JSON, dumps(openapi_document(state.settings))), sources=()
+    )
     return _send(entry.status, entry.content_type, entry.body)
 
 

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from ..clock import Clock
 from ..health import HealthService, ServiceStatus
@@ -21,14 +21,25 @@ __all__ = ["CachedBody", "MonitoringState"]
 log = logging.getLogger("virtuoso_resilience.monitoring")
 
 
+BREAKERS: Final = "breakers"
+"""Source: a breaker changed state."""
+HEALTH: Final = "health"
+"""Source: the overall health status changed."""
+COMPONENTS: Final = "components"
+"""Source: components came, went or were replaced (or the server started or drains)."""
+ALL_SOURCES: Final = (BREAKERS, HEALTH, COMPONENTS)
+
+
 @dataclass(frozen=True, slots=True)
 class CachedBody:
-    """A serialised response: HTTP status, content type and UTF-8 JSON bytes."""
+    """A serialised response: HTTP status, content type and UTF-8 JSON bytes,
+    with the versions of the sources it was built from."""
 
     status: int
     content_type: str
     body: bytes
-    version: int
+    versions: tuple[int, ...]
+    sequence: int
     built_at: float
 
 
@@ -50,11 +61,11 @@ class MonitoringState:
         self.settings = settings
         self.clock = clock
         self.health: HealthService = registry.health
-        self.events = BreakerEventLog(settings.event_log_size, on_change=self.invalidate)
+        self.events = BreakerEventLog(settings.event_log_size, on_change=self._on_breaker_change)
         self.started = False
         self.draining = False
-        self.version = 0
-        self._forced = 0  # bodies older than this version are rebuilt at once
+        self._versions = dict.fromkeys(ALL_SOURCES, 0)
+        self._sequence = 0  # bumped by every change that must show at once
         self.rebuilds = 0
         self._cache: dict[str, CachedBody] = {}
         self._fingerprint: tuple[tuple[str, int], ...] = ()
@@ -102,22 +113,26 @@ class MonitoringState:
             await self.clock.sleep(self.settings.watch_interval)
             try:
                 if self.events.watch(self.registry.components(CIRCUIT_BREAKERS)):
-                    self.invalidate()
+                    self.invalidate(COMPONENTS, now=True)
             except Exception as exc:  # never let the watcher die
                 log.warning("monitoring: registry watch failed: %s", type(exc).__name__)
 
     # ----------------------------------------------------------------- cache
 
     def _on_health_change(self, status: ServiceStatus) -> None:
-        self.invalidate()
+        self.invalidate(HEALTH)
 
-    def invalidate(self, *, now: bool = False) -> None:
-        """Cached bodies are stale: rebuilt on their next request once
-        ``settings.min_rebuild_interval`` has passed since they were built,
-        or at once with ``now``."""
-        self.version += 1
+    def _on_breaker_change(self) -> None:
+        self.invalidate(BREAKERS)
+
+    def invalidate(self, *sources: str, now: bool = False) -> None:
+        """Bodies built from ``sources`` (default: all) are stale: rebuilt on
+        their next request once ``settings.min_rebuild_interval`` has passed
+        since they were built, or at once with ``now``."""
+        for source in sources or ALL_SOURCES:
+            self._versions[source] += 1
         if now:
-            self._forced = self.version
+            self._sequence += 1
 
     def sync(self) -> None:
         """Notice components that came or went (cheap: one count per kind)."""
@@ -126,22 +141,31 @@ class MonitoringState:
         if fingerprint != self._fingerprint:
             self._fingerprint = fingerprint
             self.events.watch(registry.components(CIRCUIT_BREAKERS))
-            self.invalidate(now=True)  # rare: show new components at once
+            self.invalidate(COMPONENTS, now=True)  # rare: show new components at once
 
-    def cached(self, key: str, build: Callable[[], tuple[int, str, bytes]]) -> CachedBody:
-        """The cached body for ``key``, rebuilt by ``build()`` when stale."""
+    def cached(
+        self,
+        key: str,
+        build: Callable[[], tuple[int, str, bytes]],
+        sources: tuple[str, ...] = ALL_SOURCES,
+    ) -> CachedBody:
+        """The cached body for ``key``, rebuilt by ``build()`` when stale.
+
+        ``sources`` are what the body shows: a change elsewhere leaves it
+        alone (a breaker flipping does not rebuild the health bodies)."""
         self.sync()
         entry = self._cache.get(key)
         now = self.clock.now()
+        versions = tuple(self._versions[s] for s in sources)
         if entry is not None:
             age = now - entry.built_at
             if age < self.settings.cache_ttl and (
-                entry.version == self.version
-                or (age < self.settings.min_rebuild_interval and entry.version >= self._forced)
+                entry.versions == versions
+                or (age < self.settings.min_rebuild_interval and entry.sequence == self._sequence)
             ):
                 return entry
         status, content_type, body = build()
-        entry = CachedBody(status, content_type, body, self.version, now)
+        entry = CachedBody(status, content_type, body, versions, self._sequence, now)
         self._cache[key] = entry
         self.rebuilds += 1
         return entry
@@ -149,7 +173,7 @@ class MonitoringState:
     def __repr__(self) -> str:
         return (
             f"<MonitoringState started={self.started} draining={self.draining} "
-            f"cached={len(self._cache)} version={self.version} rebuilds={self.rebuilds} "
+            f"cached={len(self._cache)} versions={self._versions} rebuilds={self.rebuilds} "
             f"{self.events!r}>"
         )
 
