@@ -198,3 +198,20 @@ async def test_a_breaker_flip_does_not_rebuild_the_health_bodies(
     _, _, body = await api.get(f"{API}/circuit-breakers")
     assert body[0]["state"] == "forced_open"
     assert state.rebuilds == before + 1
+
+
+async def test_metrics_reuses_the_health_fragment_when_a_breaker_flips(
+    start: Start, registry: ResilienceRegistry, clock: FakeClock
+) -> None:
+    cb = registry.circuit_breaker("exchange_api")
+    api = await start(cache_ttl=1000.0, min_rebuild_interval=0.1)
+    _, _, first = await api.get(f"{API}/metrics")
+    state = api.server.state
+    before = state.rebuilds
+    cb.force_open()
+    clock.advance(0.1)
+    _, _, body = await api.get(f"{API}/metrics")
+    assert body["circuit_breakers"]["exchange_api"]["state"] == "forced_open"
+    assert body["health"] == first["health"]
+    # circuit_breakers and connection_pools fragments and the whole body; not health
+    assert state.rebuilds == before + 3

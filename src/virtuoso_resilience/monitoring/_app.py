@@ -9,6 +9,7 @@ your own aiohttp server. Every body comes from the registry's cached state
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -28,7 +29,7 @@ from ._health_format import (
     readiness,
     summary_body,
 )
-from ._json import dumps, plain, short
+from ._json import dumps, short, top_level
 from ._openapi import openapi_document
 from ._settings import MonitoringSettings, ShowDetails
 from ._state import BREAKERS, COMPONENTS, HEALTH, MonitoringState, snapshot_of
@@ -332,7 +333,7 @@ async def _health_group(request: web.Request) -> web.Response:
 def _listing(state: MonitoringState, kind: str) -> list[Any]:
     items = []
     for name, component in sorted(state.registry.components(kind).items()):
-        data = plain(snapshot_of(component))
+        data = top_level(snapshot_of(component))
         items.append({"name": name, **data} if isinstance(data, dict) else {"name": name})
     return items
 
@@ -357,21 +358,36 @@ async def _connection_pools(request: web.Request) -> web.Response:
     return _send(entry.status, entry.content_type, entry.body)
 
 
-def _metrics_body(state: MonitoringState) -> dict[str, Any]:
-    registry = state.registry
-    body: dict[str, Any] = {CIRCUIT_BREAKERS: {}, CONNECTION_POOLS: {}}
-    for kind in registry.kinds:
-        body[kind] = {
-            name: plain(snapshot_of(c)) for name, c in sorted(registry.components(kind).items())
-        }
-    body["health"] = plain(state.health.snapshot())
-    return body
+def _kind_fragment(state: MonitoringState, kind: str) -> tuple[int, str, bytes]:
+    components = sorted(state.registry.components(kind).items())
+    return 200, JSON, dumps({name: top_level(snapshot_of(c)) for name, c in components})
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    """Assembled from one cached fragment per kind and one for health, so a
+    breaker changing state does not re-serialise the health snapshot."""
     _require_details(request)
     state = _state(request)
-    entry = state.cached("metrics", lambda: (200, JSON, dumps(_metrics_body(state))))
+
+    def build() -> tuple[int, str, bytes]:
+        kinds = dict.fromkeys((CIRCUIT_BREAKERS, CONNECTION_POOLS, *state.registry.kinds))
+        parts = []
+        for kind in kinds:
+            fragment = state.cached(
+                f"metrics:{kind}",
+                functools.partial(_kind_fragment, state, kind),
+                (BREAKERS, COMPONENTS),
+            )
+            parts.append(dumps(kind) + b":" + fragment.body)
+        health = state.cached(
+            "metrics:health",
+            lambda: (200, JSON, dumps(state.health.snapshot())),
+            _HEALTH_SOURCES,
+        )
+        parts.append(b'"health":' + health.body)
+        return 200, JSON, b"{" + b",".join(parts) + b"}"
+
+    entry = state.cached("metrics", build)
     return _send(entry.status, entry.content_type, entry.body)
 
 
@@ -392,7 +408,7 @@ async def _circuit_breaker(request: web.Request) -> web.Response:
     _require_details(request)
     state = _state(request)
     breaker = _breaker(state, request.match_info["name"])
-    data = plain(snapshot_of(breaker))
+    data = top_level(snapshot_of(breaker))
     return _response(200, JSON, dumps({"name": breaker.name, **data}))
 
 
@@ -460,7 +476,7 @@ async def _control_breaker(request: web.Request) -> web.Response:
         getattr(breaker, _STATES[target])()
     state.invalidate(BREAKERS, now=True)
     log.info("monitoring API: breaker %r set %s -> %s", breaker.name, previous, target)
-    data = plain(snapshot_of(breaker))
+    data = top_level(snapshot_of(breaker))
     return _response(200, JSON, dumps({"name": breaker.name, "previous": previous, **data}))
 
 

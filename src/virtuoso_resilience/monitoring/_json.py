@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["dumps", "plain", "short"]
+__all__ = ["dumps", "plain", "short", "top_level"]
 
 _MAX_DEPTH: Final = 32
 _MAX_INT_BITS: Final = 1024
@@ -55,6 +55,19 @@ def _default(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return f"<{type(value).__name__}>"
+
+
+def top_level(snapshot: Any) -> Any:
+    """A snapshot as a mapping where it is one (``as_dict()``, a dataclass, a
+    mapping), converting only the outer level; :func:`dumps` does the rest."""
+    as_dict = getattr(snapshot, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    if isinstance(snapshot, Mapping):
+        return dict(snapshot)
+    if dataclasses.is_dataclass(snapshot) and not isinstance(snapshot, type):
+        return dataclasses.asdict(snapshot)
+    return snapshot
 
 
 def dumps(value: Any) -> bytes:
