@@ -139,8 +139,11 @@ class MarketDataService:
         )
 
 
-async def serve(options: ServeOptions, out: TextIO = sys.stdout) -> int:
-    """Run the market-data service until ``options.duration`` or cancellation."""
+async def serve(options: ServeOptions, out: TextIO | None = None) -> int:
+    """Run the market-data service until ``options.duration`` or cancellation.
+
+    ``out`` defaults to the ``sys.stdout`` of the moment of the call."""
+    out = out if out is not None else sys.stdout
     registry = ResilienceRegistry()
     monitor: MonitoringServer | None = None
     async with Simulator(seed=options.seed) as sim:

@@ -117,3 +117,16 @@ def test_serve_refuses_bad_monitoring_options(
     assert message in err
     if env is not None:
         assert repr(env) not in err
+
+
+def test_serve_reports_a_busy_monitoring_port(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--monitoring-port", str(port), "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"monitoring API cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
