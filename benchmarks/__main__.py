@@ -13,6 +13,9 @@ MODULES = [
     "bench_pools",
     "bench_classify",
     "bench_health",
+    "bench_cache",
+    "bench_exchange",
+    "bench_monitoring",
 ]
 
 

@@ -5,7 +5,24 @@ private.
 """
 
 from ._version import __version__
-from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
+
+# Adapters import the names above from this package, so they come last.
+from .cache import (
+    CacheConfig,
+    ResilientCache,
+    create_memcached_resilient_config,
+    create_redis_resilient_config,
+    create_resilient_cache,
+)
+from .classify import (
+    DEFAULT_CLASSIFIER,
+    Classifier,
+    ClassifierConfig,
+    Outcome,
+    OutcomeKind,
+    Signal,
+    attach_response,
+)
 from .clock import MONOTONIC, Clock, FakeClock, MonotonicClock
 from .config import (
     ResilienceConfiguration,
@@ -22,6 +39,18 @@ from .errors import (
     ResilienceError,
     ResilienceTimeoutError,
 )
+
+# The exchange adapter builds on the names above: imported last.
+from .exchange import (
+    ExchangeResilienceConfig,
+    MaintenanceError,
+    OrderStatusUnknownError,
+    ResilientExchange,
+    create_binance_resilient_config,
+    create_bybit_resilient_config,
+    create_okx_resilient_config,
+    create_resilient_exchange,
+)
 from .health import (
     CheckResult,
     CircuitBreakerHealthCheck,
@@ -31,6 +60,7 @@ from .health import (
     HealthCheck,
     HealthCheckConfig,
     HealthService,
+    InvalidCheckResult,
     ServiceStatus,
     SimpleHealthCheck,
 )
@@ -90,6 +120,7 @@ __all__ = [
     "BulkheadConfig",
     "BulkheadFullError",
     "BulkheadRejectionEvent",
+    "CacheConfig",
     "CallEvent",
     "CheckResult",
     "CircuitBreaker",
@@ -99,12 +130,14 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "Classifier",
+    "ClassifierConfig",
     "Clock",
     "ConfigurationError",
     "ConnectionPool",
     "ConnectionPoolHealthCheck",
     "ConnectionPoolManager",
     "DependencyCycleError",
+    "ExchangeResilienceConfig",
     "FakeClock",
     "Fallback",
     "FallbackConfig",
@@ -114,8 +147,11 @@ __all__ = [
     "HealthCheck",
     "HealthCheckConfig",
     "HealthService",
+    "InvalidCheckResult",
     "JitterMode",
+    "MaintenanceError",
     "MonotonicClock",
+    "OrderStatusUnknownError",
     "Outcome",
     "OutcomeKind",
     "PoolConfig",
@@ -131,12 +167,15 @@ __all__ = [
     "ResiliencePipeline",
     "ResilienceRegistry",
     "ResilienceTimeoutError",
+    "ResilientCache",
+    "ResilientExchange",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",
     "RetryMetrics",
     "RetryPolicy",
     "ServiceStatus",
+    "Signal",
     "SimpleHealthCheck",
     "SlidingWindowType",
     "StateChangeEvent",
@@ -144,10 +183,18 @@ __all__ = [
     "TimeoutEvent",
     "TimeoutPolicy",
     "__version__",
+    "attach_response",
     "circuit_breaker",
+    "create_binance_resilient_config",
+    "create_bybit_resilient_config",
     "create_default_resilience_config",
     "create_development_resilience_config",
+    "create_memcached_resilient_config",
+    "create_okx_resilient_config",
     "create_production_resilience_config",
+    "create_redis_resilient_config",
+    "create_resilient_cache",
+    "create_resilient_exchange",
     "default_registry",
     "get_circuit_breaker",
     "get_connection_pool",
