@@ -9,6 +9,7 @@ field, the value given and what is allowed, and leaves the old value in place.
 from __future__ import annotations
 
 import enum
+import logging
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
@@ -37,6 +38,8 @@ __all__ = [
     "check_name",
     "describe_field",
 ]
+
+_log = logging.getLogger("virtuoso_resilience.config")
 
 # ----------------------------------------------------------------- shared types
 #
@@ -304,15 +307,30 @@ class ConfigModel(BaseModel):
             self._notify(name)
 
     def _notify(self, name: str) -> None:
-        """Tell every live observer that ``name`` changed; forget dead ones."""
+        """Tell every live observer that ``name`` changed; forget dead ones.
+
+        The value is accepted before observers hear of it: one that raises is
+        logged (type only) and the others are still told, so one failing
+        policy never leaves the rest on the old value nor fails the assignment.
+        """
         alive = []
-        for ref in self._observers:
+        for ref in tuple(self._observers):
             observer = ref()
             if observer is not None:
                 alive.append(ref)
-                observer(name)
+                try:
+                    observer(name)
+                except Exception as exc:
+                    _log.error(
+                        "%s.%s changed; an observer raised %s (ignored)",
+                        type(self).__name__,
+                        name,
+                        type(exc).__qualname__,
+                    )
         if len(alive) != len(self._observers):
-            self._observers[:] = alive
+            # Keep observers subscribed while notifying (they are not in ``alive``).
+            added = [ref for ref in self._observers if ref not in alive]
+            self._observers[:] = [*alive, *(ref for ref in added if ref() is not None)]
 
     def subscribe(self, observer: Callable[[str], None]) -> None:
         """Call ``observer(field_name)`` after every accepted assignment.

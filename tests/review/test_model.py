@@ -147,3 +147,47 @@ def test_unknown_hostile_key_is_cut_and_escaped_in_the_message(key: str) -> None
     assert "unknown field" in message
     assert "\r" not in message and "\n" not in message.split("allowed fields")[0]
     assert len(message) < 2_000
+
+
+class _Observer:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[str] = []
+
+    def changed(self, name: str) -> None:
+        self.seen.append(name)
+        if self.fail:
+            raise RuntimeError("observer bug")
+
+
+def test_a_failing_observer_neither_fails_the_assignment_nor_silences_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Defect: an observer that raised made the (accepted) assignment raise,
+    and the observers after it never heard of the change: a config shared by
+    several policies left some of them on the old value."""
+    config = vr.BulkheadConfig(max_concurrent=5)
+    first, broken, last = _Observer(), _Observer(fail=True), _Observer()
+    for observer in (first, broken, last):
+        config.subscribe(observer.changed)
+    config.max_concurrent = 7
+    assert config.max_concurrent == 7
+    assert first.seen == broken.seen == last.seen == ["max_concurrent"]
+    assert "RuntimeError" in caplog.text
+    assert "observer bug" not in caplog.text  # the type only, never the message
+
+
+def test_an_observer_subscribed_while_notifying_is_kept() -> None:
+    config = vr.BulkheadConfig(max_concurrent=5)
+    late = _Observer()
+    dead = _Observer()
+    config.subscribe(dead.changed)
+    del dead  # a dead observer makes the list be rebuilt
+
+    def subscribe_late(name: str) -> None:
+        config.subscribe(late.changed)
+
+    config.subscribe(subscribe_late)
+    config.max_concurrent = 6
+    config.max_concurrent = 7
+    assert "max_concurrent" in late.seen
