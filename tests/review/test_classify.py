@@ -58,3 +58,29 @@ def test_classify_with_header_of_crlf_and_huge_values_never_raises() -> None:
         )
         outcome = classify(error)
         assert outcome.retry_after is None or math.isfinite(outcome.retry_after)
+
+
+@pytest.mark.parametrize("status", [-5, 0, 99, 1000, 99999, 10**400], ids=lambda s: str(s)[:8])
+def test_aiohttp_status_outside_http_range_is_ignored(status: int) -> None:
+    """Defect: the ``status`` attribute of a ClientResponseError was taken as
+    it was: -5 and 0 became ``Outcome.status``, and 10**400 a 400-digit
+    ``reason`` ("HTTP 1000...")."""
+    from aiohttp import ClientResponseError, RequestInfo
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    info = RequestInfo(URL("http://x/"), "GET", CIMultiDictProxy(CIMultiDict()), URL("http://x/"))
+    outcome = classify(ClientResponseError(info, (), status=status))
+    assert outcome.status is None
+    assert len(outcome.reason) < 100
+
+
+def test_aiohttp_real_statuses_still_decide() -> None:
+    from aiohttp import ClientResponseError, RequestInfo
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+
+    info = RequestInfo(URL("http://x/"), "GET", CIMultiDictProxy(CIMultiDict()), URL("http://x/"))
+    limited = classify(ClientResponseError(info, (), status=429, headers={"Retry-After": "5"}))
+    assert (limited.status, limited.retry_after) == (429, 5.0)
+    assert classify(ClientResponseError(info, (), status=999)).status == 999
