@@ -59,8 +59,16 @@ Listener = Callable[[E], Any]
 
 
 def listener_name(listener: object) -> str:
-    """A listener's name for logs; never its repr (which may show secrets)."""
-    name = getattr(listener, "__qualname__", None)
+    """A listener's name for logs; never its repr (which may show secrets).
+
+    Never raises: ``getattr`` with a default swallows only AttributeError,
+    and a callable whose attribute lookup raises something else (a proxy, an
+    attribute-dict object) must not make :meth:`Listeners.emit` raise.
+    """
+    try:
+        name = getattr(listener, "__qualname__", None)
+    except Exception:
+        name = None
     return name if isinstance(name, str) else type(listener).__qualname__
 
 

@@ -103,18 +103,27 @@ class TimeoutPolicy(SingleStreamPolicy[TimeoutConfig, TimeoutEvent]):
         deadline = asyncio.timeout(seconds)
         try:
             async with deadline:
-                return await fn(*args, **kwargs)
+                result = await fn(*args, **kwargs)
         except TimeoutError as exc:
             # A TimeoutError raised by the call itself before our limit passed
             # is the call's own answer: let it through as it is.
             if not deadline.expired():
                 raise
-            self._timeouts += 1
-            scope = self._config.scope
-            if self._events is not NO_LISTENERS:
-                self._events.emit(TimeoutEvent(self.name, seconds, scope))
             cause = exc.__cause__ if isinstance(exc.__cause__, asyncio.CancelledError) else exc
-            raise ResilienceTimeoutError(self.name, seconds, scope=scope) from cause
+            raise self._expired(seconds) from cause
+        if deadline.expired():
+            # The callee swallowed the cancellation and answered after the
+            # limit: still a timeout (its late value is not the call's answer).
+            raise self._expired(seconds)
+        return result
+
+    def _expired(self, seconds: float) -> ResilienceTimeoutError:
+        """Count a call stopped by the limit, tell the listeners; the error to raise."""
+        self._timeouts += 1
+        scope = self._config.scope
+        if self._events is not NO_LISTENERS:
+            self._events.emit(TimeoutEvent(self.name, seconds, scope))
+        return ResilienceTimeoutError(self.name, seconds, scope=scope)
 
     def __call__(
         self, fn: Callable[P, Coroutine[Any, Any, T]]
