@@ -6,7 +6,7 @@ import importlib
 import platform
 import sys
 
-MODULES = ["bench_breaker", "bench_retry", "bench_pipeline", "bench_pools"]
+MODULES = ["bench_breaker", "bench_retry", "bench_pipeline", "bench_pools", "bench_scrape"]
 
 
 def main() -> None:

@@ -1,0 +1,30 @@
+"""The monitoring surface: Prometheus metrics and alerts over a registry.
+
+``PrometheusExporter(registry)`` (or ``prometheus_exposition(registry)``,
+``make_metrics_handler(registry)`` for an aiohttp route) exports every
+component at scrape time; ``AlertNotifier`` sends health status changes to
+``AlertSink`` objects such as ``DiscordWebhookSink`` and ``JsonWebhookSink``.
+See ``docs/metrics.md`` and ``docs/alerts.md``.
+"""
+
+from ._prometheus import (
+    CACHES,
+    EXCHANGES,
+    KIND_ADAPTERS,
+    KindAdapter,
+    MetricFamilies,
+    PrometheusExporter,
+    make_metrics_handler,
+    prometheus_exposition,
+)
+
+__all__ = [
+    "CACHES",
+    "EXCHANGES",
+    "KIND_ADAPTERS",
+    "KindAdapter",
+    "MetricFamilies",
+    "PrometheusExporter",
+    "make_metrics_handler",
+    "prometheus_exposition",
+]
