@@ -652,7 +652,7 @@ class PrometheusExporter(Collector):
                 f"not {type(registry).__name__}"
             )
         if (
-            health is not _FROM_REGISTRY
+            health != "registry"
             and health is not None
             and not isinstance(health, HealthService)
         ):
