@@ -7,6 +7,7 @@ component at scrape time; ``AlertNotifier`` sends health status changes to
 See ``docs/metrics.md`` and ``docs/alerts.md``.
 """
 
+from ._alerts import Alert, AlertNotifier, AlertNotifierConfig, AlertSink, SinkStats
 from ._prometheus import (
     CACHES,
     EXCHANGES,
@@ -17,14 +18,29 @@ from ._prometheus import (
     make_metrics_handler,
     prometheus_exposition,
 )
+from ._webhooks import (
+    DISCORD_CONTENT_LIMIT,
+    DISCORD_WEBHOOK_ENV,
+    DiscordWebhookSink,
+    JsonWebhookSink,
+)
 
 __all__ = [
     "CACHES",
+    "DISCORD_CONTENT_LIMIT",
+    "DISCORD_WEBHOOK_ENV",
     "EXCHANGES",
     "KIND_ADAPTERS",
+    "Alert",
+    "AlertNotifier",
+    "AlertNotifierConfig",
+    "AlertSink",
+    "DiscordWebhookSink",
+    "JsonWebhookSink",
     "KindAdapter",
     "MetricFamilies",
     "PrometheusExporter",
+    "SinkStats",
     "make_metrics_handler",
     "prometheus_exposition",
 ]

@@ -651,11 +651,7 @@ class PrometheusExporter(Collector):
                 f"PrometheusExporter(registry=...) takes a ResilienceRegistry, "
                 f"not {type(registry).__name__}"
             )
-        if (
-            health != "registry"
-            and health is not None
-            and not isinstance(health, HealthService)
-        ):
+        if health != "registry" and health is not None and not isinstance(health, HealthService):
             raise TypeError(
                 f"PrometheusExporter(health=...) takes a HealthService or None, "
                 f"not {type(health).__name__}"
