@@ -165,7 +165,9 @@ async def test_openmetrics_when_asked(clock: FakeClock) -> None:
 
 async def test_breaker_state_is_one_hot_and_transitions_are_counted(clock: FakeClock) -> None:
     registry = ResilienceRegistry(clock=clock)
-    breaker = registry.circuit_breaker("api", failure_threshold=1, success_threshold=1, timeout=10.0)
+    breaker = registry.circuit_breaker(
+        "api", failure_threshold=1, success_threshold=1, timeout=10.0
+    )
     exporter = PrometheusExporter(registry, health=None)
     with pytest.raises(ConnectionError):
         await breaker.call_async(_fail)  # closed -> open
