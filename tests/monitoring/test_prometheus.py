@@ -311,9 +311,7 @@ async def test_health_checks_are_exported(clock: FakeClock) -> None:
     )
     await health.run_checks()
     body, _ = PrometheusExporter(registry).exposition()
-    overall = {
-        dict(k)["status"]: v for k, v in samples(body, "resilience_health_status").items()
-    }
+    overall = {dict(k)["status"]: v for k, v in samples(body, "resilience_health_status").items()}
     assert overall["degraded"] == 1.0 and sum(overall.values()) == 1.0
     status = {
         (dict(k)["check"], dict(k)["status"]): v
