@@ -76,6 +76,11 @@ _HEALTH_STATES: Final = tuple(s.value for s in ServiceStatus)
 
 def _num(value: object) -> float | None:
     """``value`` as a finite float; None for anything else (bools, strings, NaN, inf)."""
+    kind = type(value)
+    if kind is int:
+        return float(value)  # type: ignore[arg-type]
+    if kind is float:
+        return value if math.isfinite(value) else None  # type: ignore[arg-type,return-value]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     number = float(value)
@@ -196,13 +201,26 @@ class MetricFamilies:
                     append(f"{exposed}_count{text} {_go(buckets[-1][1])}\n")
                     append(f"{exposed}_sum{text} {_go(total)}\n")
                 continue
-            for labels, value in self._values[spec.name]:
-                if order is None:
-                    text = ""
-                else:
-                    inner = ",".join(f'{names[i]}="{_esc(labels[i], escaped)}"' for i in order)
-                    text = "{" + inner + "}"
-                append(f"{exposed}{text} {_go(value)}\n")
+            samples = self._values[spec.name]
+            if order is None:
+                for _, value in samples:
+                    append(f"{exposed} {_go(value)}\n")
+            elif len(order) == 1:
+                first = f'{exposed}{{{names[0]}="'
+                for labels, value in samples:
+                    label = escaped.get(labels[0]) or _esc(labels[0], escaped)
+                    append(f'{first}{label}"}} {_go(value)}\n')
+            elif len(order) == 2:
+                i, j = order
+                first, second = f'{exposed}{{{names[i]}="', f'",{names[j]}="'
+                for labels, value in samples:
+                    a = escaped.get(labels[i]) or _esc(labels[i], escaped)
+                    b = escaped.get(labels[j]) or _esc(labels[j], escaped)
+                    append(f'{first}{a}{second}{b}"}} {_go(value)}\n')
+            else:
+                for labels, value in samples:
+                    inner = ",".join(f'{names[k]}="{_esc(labels[k], escaped)}"' for k in order)
+                    append(f"{exposed}{{{inner}}} {_go(value)}\n")
         return "".join(out).encode("utf-8")
 
 
@@ -229,11 +247,10 @@ def _label_text(pairs: list[tuple[str, str]]) -> str:
 
 
 def _go(value: float) -> str:
-    """A float as Go writes it (what prometheus_client writes)."""
-    if value == 0.0:
-        return "0.0"
-    if value == 1.0:
-        return "1.0"
+    """A finite float as Go writes it (what prometheus_client writes): Python's
+    ``repr`` below 1e6, Go's exponent form above."""
+    if value < 1e6:
+        return repr(value)
     text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
     return text
 
