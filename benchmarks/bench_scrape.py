@@ -20,7 +20,7 @@ from virtuoso_resilience import FakeClock, ResilienceRegistry
 from virtuoso_resilience.monitoring import PrometheusExporter
 
 SIZES = (100, 1_000, 5_000)
-ROUNDS = 7
+ROUNDS = 9
 
 
 async def _ok() -> int:
