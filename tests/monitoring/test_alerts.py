@@ -420,3 +420,9 @@ async def test_notify_after_close_is_ignored(receiver: Receiver) -> None:
     await notifier.aclose()
     assert notifier.notify(alert()) == 0
     assert receiver.posts == []
+
+
+async def test_notify_refuses_what_is_not_an_alert() -> None:
+    notifier = AlertNotifier([])
+    with pytest.raises(TypeError, match="Alert"):
+        notifier.notify({"current": "critical"})  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from virtuoso_resilience.monitoring._prometheus import DOCUMENTED_METRICS
+from virtuoso_resilience.monitoring import METRIC_NAMES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 METRIC = re.compile(r"\bresilience_[a-z_]+")
@@ -28,7 +28,7 @@ def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def test_dashboard_expressions_use_documented_metrics_only() -> None:
     dashboard = json.loads((DOCS / "grafana" / "resilience.json").read_text())
     names = documented()
-    assert names == DOCUMENTED_METRICS
+    assert names == METRIC_NAMES
     histograms = {n for n in names if n.endswith("_seconds") and "duration" in n}
     used: set[str] = set()
     exprs = [t["expr"] for p in panels(dashboard["panels"]) for t in p.get("targets", [])]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from virtuoso_resilience import (
     CheckResult,
+    CircuitBreaker,
     FakeClock,
     HealthCheckConfig,
     ResilienceConfiguration,
@@ -386,3 +389,26 @@ async def test_metrics_endpoint_over_real_http(clock: FakeClock, unused_port: in
     # the same exporter serves every request: transition counts accumulate
     assert prometheus_exposition(registry)[0].count(b"resilience_circuitbreaker_state{") == 10
     await registry.aclose()
+
+
+async def test_the_cached_exporter_never_keeps_a_registry_alive(clock: FakeClock) -> None:
+    registry = ResilienceRegistry(clock=clock)
+    registry.circuit_breaker("a")
+    assert b'name="a"' in prometheus_exposition(registry)[0]
+    ref = weakref.ref(registry)
+    del registry
+    gc.collect()
+    assert ref() is None
+
+
+async def test_a_replaced_breaker_does_not_export_its_old_transitions(clock: FakeClock) -> None:
+    registry = ResilienceRegistry(clock=clock)
+    old = registry.circuit_breaker("api")
+    exporter = PrometheusExporter(registry, health=None)
+    old.force_open()
+    registry.register("circuit_breakers", "api", CircuitBreaker("api", clock=clock), replace=True)
+    body, _ = exporter.exposition()
+    assert samples(body, "resilience_circuitbreaker_transitions_total") == {}
+    state = samples(body, "resilience_circuitbreaker_state")
+    assert state[(("name", "api"), ("state", "closed"))] == 1.0
+    assert body == generate_latest(exporter.collector_registry)  # no duplicate series

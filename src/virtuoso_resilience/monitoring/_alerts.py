@@ -292,8 +292,11 @@ class AlertNotifier:
     def notify(self, alert: Alert) -> int:
         """Queue ``alert`` for every sink; returns how many queued it (not deduplicated).
 
-        Never blocks and never raises. Workers start when an event loop runs.
+        Never blocks; raises only ``TypeError`` for something that is not an
+        :class:`Alert`. Workers start when an event loop runs.
         """
+        if not isinstance(alert, Alert):
+            raise TypeError(f"AlertNotifier.notify() takes an Alert, not {type(alert).__name__}")
         if self._closed:
             return 0
         now = self._clock.now()

@@ -56,6 +56,7 @@ __all__ = [
     "CACHES",
     "EXCHANGES",
     "KIND_ADAPTERS",
+    "METRIC_NAMES",
     "KindAdapter",
     "MetricFamilies",
     "PrometheusExporter",
@@ -448,7 +449,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _c("resilience_health_check_runs", "Check runs by result", "check", "result"),
 )
 
-DOCUMENTED_METRICS: Final[frozenset[str]] = frozenset(s.exposed_name for s in _SPECS)
+METRIC_NAMES: Final[frozenset[str]] = frozenset(s.exposed_name for s in _SPECS)
 """Every metric name the exporter can emit, as written in docs/metrics.md."""
 
 KindAdapter = Callable[[MetricFamilies, str, Any], None]
@@ -662,6 +663,7 @@ class PrometheusExporter(Collector):
         *,
         health: HealthService | Literal["registry"] | None = "registry",
         adapters: Mapping[str, KindAdapter] | None = None,
+        _weak: bool = False,
     ) -> None:
         if not isinstance(registry, ResilienceRegistry):
             raise TypeError(
@@ -673,7 +675,11 @@ class PrometheusExporter(Collector):
                 f"PrometheusExporter(health=...) takes a HealthService or None, "
                 f"not {type(health).__name__}"
             )
-        self._registry = registry
+        # Strong by default; the exporters prometheus_exposition() keeps per
+        # registry hold theirs weakly, so the cache never keeps a registry alive.
+        self._registry_ref: Callable[[], ResilienceRegistry | None] = (
+            weakref.ref(registry) if _weak else lambda: registry
+        )
         self._health = health
         self._adapters: dict[str, KindAdapter] = {**KIND_ADAPTERS, **(adapters or {})}
         self._transitions: weakref.WeakKeyDictionary[CircuitBreaker, _TransitionCounts] = (
@@ -688,8 +694,16 @@ class PrometheusExporter(Collector):
 
     # ------------------------------------------------------------- breakers
 
+    @property
+    def registry(self) -> ResilienceRegistry | None:
+        """The registry exported (None once a weakly held one is gone)."""
+        return self._registry_ref()
+
     def _watch_breakers(self) -> None:
-        for breaker in self._registry.components(CIRCUIT_BREAKERS).values():
+        registry = self._registry_ref()
+        if registry is None:
+            return
+        for breaker in registry.components(CIRCUIT_BREAKERS).values():
             if isinstance(breaker, CircuitBreaker) and breaker not in self._transitions:
                 counts = _TransitionCounts()
                 self._transitions[breaker] = counts
@@ -719,7 +733,9 @@ class PrometheusExporter(Collector):
             self._watch_breakers()
         out = MetricFamilies()
         out.gauge("resilience_build_info", [__version__, platform.python_version()], 1.0)
-        registry = self._registry
+        registry = self._registry_ref()
+        if registry is None:
+            return out
         for kind in registry.kinds:
             adapter = self._adapters.get(kind)
             if adapter is None:
@@ -735,21 +751,24 @@ class PrometheusExporter(Collector):
                         name,
                         type(exc).__name__,
                     )
-        for breaker, counts in list(self._transitions.items()):
-            for (old, new), count in sorted(counts.counts.items()):
-                out.counter(
-                    "resilience_circuitbreaker_transitions", [breaker.name, old, new], count
-                )
+        # Transitions of the breakers registered now (a replaced or
+        # unregistered breaker's counts are not exported under its old name).
+        transitions = self._transitions
+        for name, breaker in registry.components(CIRCUIT_BREAKERS).items():
+            counts = transitions.get(breaker) if isinstance(breaker, CircuitBreaker) else None
+            if counts is not None:
+                for (old, new), count in sorted(counts.counts.items()):
+                    out.counter("resilience_circuitbreaker_transitions", [name, old, new], count)
         for kind, count in sorted(self._errors.items()):
             out.counter("resilience_exporter_errors", [kind], count)
-        service = self._health_service()
+        service = self._health_service(registry)
         if service is not None:
             self._collect_health(out, service)
         return out
 
-    def _health_service(self) -> HealthService | None:
+    def _health_service(self, registry: ResilienceRegistry) -> HealthService | None:
         if self._health == "registry":
-            return self._registry.health
+            return registry.health
         return self._health if isinstance(self._health, HealthService) else None
 
     @staticmethod
@@ -776,8 +795,9 @@ class PrometheusExporter(Collector):
         return encoder(self.collector_registry), content_type
 
     def __repr__(self) -> str:
+        registry = self._registry_ref()
         return (
-            f"<PrometheusExporter kinds={list(self._registry.kinds)} "
+            f"<PrometheusExporter kinds={list(registry.kinds) if registry else 'gone'} "
             f"breakers_watched={len(self._transitions)} scrapes={self._scrapes} "
             f"errors={sum(self._errors.values())}{' closed' if self._closed else ''}>"
         )
@@ -793,7 +813,7 @@ def _exporter_for(source: ResilienceRegistry | PrometheusExporter) -> Prometheus
         return source
     exporter = _EXPORTERS.get(source)
     if exporter is None:
-        exporter = _EXPORTERS[source] = PrometheusExporter(source)
+        exporter = _EXPORTERS[source] = PrometheusExporter(source, _weak=True)
     return exporter
 
 
@@ -803,7 +823,8 @@ def prometheus_exposition(
     """``(body, content type)`` of a scrape of ``source``.
 
     A registry gets one :class:`PrometheusExporter`, made on first use and
-    kept as long as the registry lives (so transition counts accumulate).
+    kept as long as the registry lives (so transition counts accumulate); it
+    holds the registry weakly, so it never keeps a dropped registry alive.
     """
     return _exporter_for(source).exposition(accept)
 
@@ -814,8 +835,10 @@ def make_metrics_handler(
     """An aiohttp handler serving ``GET /metrics`` for ``source``:
     ``app.router.add_get("/metrics", make_metrics_handler(registry))``."""
     exporter = _exporter_for(source)
+    keep = source  # the handler keeps the registry alive (the cached exporter does not)
 
     async def metrics_handler(request: web.Request) -> web.Response:
+        assert keep is not None
         body, content_type = exporter.exposition(request.headers.get("Accept"))
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
