@@ -426,3 +426,37 @@ async def test_notify_refuses_what_is_not_an_alert() -> None:
     notifier = AlertNotifier([])
     with pytest.raises(TypeError, match="Alert"):
         notifier.notify({"current": "critical"})  # type: ignore[arg-type]
+
+
+class Stubborn:
+    """A sink whose send ignores cancellation until released."""
+
+    name = "stubborn"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def send(self, alert: Alert) -> None:
+        self.started += 1
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                continue  # ignores cancellation
+
+    async def aclose(self) -> None:
+        self.release.set()
+
+
+async def test_a_sink_that_ignores_cancellation_is_left_behind() -> None:
+    clock = FakeClock(autojump=True)
+    sink = Stubborn()
+    notifier = AlertNotifier([sink], fast(max_attempts=2, send_timeout=0.05), clock=clock)
+    notifier.notify(alert())
+    await notifier.drain()  # returns although both attempts are still stuck
+    assert sink.started == 2
+    assert notifier.stats()[0].failed == 1
+    await notifier.aclose()  # releases the stuck sends
+    for _ in range(5):
+        await asyncio.sleep(0)
