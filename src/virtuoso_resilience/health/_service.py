@@ -895,8 +895,15 @@ class HealthService:
             return None  # pragma: no cover
         return node[1]
 
-    def _check_report(self, name: str, entry: _Entry) -> CheckReport:
+    def _check_report(
+        self, name: str, entry: _Entry, order: dict[str, int] | None = None
+    ) -> CheckReport:
+        """One check's report. ``order`` (name -> registration index) lets a
+        whole report list dependants in registration order in O(their count)."""
         status, root = self._nodes.get(name, (ServiceStatus.UNKNOWN, name))
+        named_by = self._dependants.get(name, ())
+        if order is None:
+            order = {n: i for i, n in enumerate(self._entries)} if named_by else {}
         config = entry.check.config
         return CheckReport(
             name=name,
@@ -904,7 +911,7 @@ class HealthService:
             own_status=entry.own_status(),
             root_cause=root,
             depends_on=entry.depends_on,
-            dependants=tuple(n for n, e in self._entries.items() if name in e.depends_on),
+            dependants=tuple(sorted((n for n in named_by if n in order), key=order.__getitem__)),
             critical=config.critical,
             component_type=entry.check.component_type,
             result=entry.result,
@@ -921,10 +928,11 @@ class HealthService:
         missing = sorted(
             {d for e in self._entries.values() for d in e.depends_on} - set(self._entries)
         )
+        order = {n: i for i, n in enumerate(self._entries)}
         return HealthReport(
             status=self._overall,
             root_cause=self._overall_root,
-            checks={name: self._check_report(name, e) for name, e in self._entries.items()},
+            checks={name: self._check_report(name, e, order) for name, e in self._entries.items()},
             missing=tuple(missing),
             running=self.running,
             at=self._clock.now(),
