@@ -285,9 +285,9 @@ class ResilientCache:
         if (
             isinstance(ttl, bool)
             or not isinstance(ttl, int | float)
+            # Compared before isfinite(): a 400-digit int overflows a float.
+            or not 0 < ttl <= 1e9
             or not math.isfinite(ttl)
-            or ttl <= 0
-            or ttl > 1e9
         ):
             raise ConfigurationError(
                 [
@@ -564,7 +564,9 @@ class ResilientCache:
         if entry is not None and entry.data == data:
             if not entry.dirty:
                 entry.stored_at = self._clock.now()  # confirmed by the backend
-        elif self._cache_reads:
+        elif self._cache_reads and len(data) <= self.config.max_value_bytes:
+            # (A larger value, written by another process, would only push
+            # everything else out of the fallback.)
             store.put(key, data, None, self._clock.now(), dirty=False)
         return value, "backend"
 
@@ -637,7 +639,7 @@ class ResilientCache:
                 n.backend_hits += 1
                 if entry is not None and entry.data == data:
                     store.confirm(bkey, now)
-                elif self._cache_reads:
+                elif self._cache_reads and len(data) <= self.config.max_value_bytes:
                     store.put(bkey, data, None, now, dirty=False)
             if value is not _MISSING:
                 result[wanted[bkey]] = value
