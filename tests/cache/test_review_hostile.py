@@ -157,3 +157,14 @@ async def test_a_key_prefix_one_byte_short_leaves_exactly_one_byte(clock: FakeCl
     assert list(backend.data) == ["p" * 249 + "k"]
     with pytest.raises(InvalidCacheKeyError, match="2 bytes long"):
         await cache.set("é", 1)
+
+
+@pytest.mark.parametrize("keys", ["abc", b"abc"])
+async def test_get_many_refuses_one_str_instead_of_looking_up_its_characters(
+    clock: FakeClock, keys: Any
+) -> None:
+    cache, _ = make(clock)
+    await cache.set("a", 1)
+    with pytest.raises(TypeError, match="iterable of keys"):
+        await cache.get_many(keys)
+    assert await cache.get_many(["a", "b"]) == {"a": 1}

@@ -624,6 +624,9 @@ class ResilientCache:
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values found for ``keys`` (missing keys are left out), in one
         backend round trip for the keys without a local change."""
+        if isinstance(keys, str | bytes):
+            # Iterating "abc" would look up "a", "b" and "c".
+            raise TypeError(f"get_many takes an iterable of keys, not one {type(keys).__name__}")
         wanted = {self._bkey(k): k for k in keys}
         store = self._store
         result: dict[str, Any] = {}
