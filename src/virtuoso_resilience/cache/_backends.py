@@ -47,14 +47,21 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+_MEMCACHED_MAX_EXPTIME = 2**31 - 1
+"""memcached parses exptime as a signed 32-bit int: an absolute time after
+2038-01-19 is refused, and the item silently not stored (seen with
+memcached 1.6 and aiomcache: ``set`` returns without an error)."""
+
+
 def memcached_exptime(ttl: float | None) -> int:
     """memcached's exptime for ``ttl`` seconds: whole seconds, rounded up, 0 for
-    no expiry, an absolute Unix time beyond 30 days."""
+    no expiry, an absolute Unix time beyond 30 days, capped at 2038-01-19
+    (the value then expires earlier than asked, never later)."""
     if ttl is None:
         return 0
     seconds = max(1, math.ceil(ttl))
     if seconds > _MEMCACHED_RELATIVE_LIMIT:
-        return math.ceil(time.time() + ttl)
+        return min(math.ceil(time.time() + ttl), _MEMCACHED_MAX_EXPTIME)
     return seconds
 
 

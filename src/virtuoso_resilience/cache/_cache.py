@@ -51,6 +51,8 @@ _OPEN = CircuitState.OPEN
 _MISSING: Any = object()
 _BUSINESS = OutcomeKind.BUSINESS
 _TRANSIENT = OutcomeKind.TRANSIENT
+_KEY_CACHE = 4096
+"""Validated keys remembered (cleared when full)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,7 @@ class ResilientCache:
         self._prefix = config.key_prefix
         self._cache_reads = config.cache_reads
         self._max_key = config.max_key_bytes - len(config.key_prefix.encode())
+        self._keys: dict[str, str] = {}
         self._hub: Listeners[CacheEvent] = Listeners(f"cache {config.name!r}")
         self._health_service: HealthService | None = None
         self._health_check: SimpleHealthCheck | None = None
@@ -251,6 +254,7 @@ class ResilientCache:
         elif field_name in ("key_prefix", "max_key_bytes"):
             self._prefix = cfg.key_prefix
             self._max_key = cfg.max_key_bytes - len(cfg.key_prefix.encode())
+            self._keys.clear()
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -276,8 +280,20 @@ class ResilientCache:
     # ------------------------------------------------------------------ inputs
 
     def _bkey(self, key: object) -> str:
+        # Keys already validated (exact str only: a subclass could redefine
+        # equality) are looked up instead of checked again.
+        if type(key) is str:
+            bkey = self._keys.get(key)
+            if bkey is not None:
+                return bkey
         valid = check_key(key, self._max_key)
-        return self._prefix + valid if self._prefix else valid
+        bkey = self._prefix + valid if self._prefix else valid
+        if type(key) is str:
+            keys = self._keys
+            if len(keys) >= _KEY_CACHE:
+                keys.clear()
+            keys[valid] = bkey
+        return bkey
 
     def _ttl(self, ttl: object) -> float | None:
         if ttl is None:
@@ -285,9 +301,9 @@ class ResilientCache:
         if (
             isinstance(ttl, bool)
             or not isinstance(ttl, int | float)
+            # Compared before isfinite(): a 400-digit int overflows a float.
+            or not 0 < ttl <= 1e9
             or not math.isfinite(ttl)
-            or ttl <= 0
-            or ttl > 1e9
         ):
             raise ConfigurationError(
                 [
@@ -334,18 +350,28 @@ class ResilientCache:
         return state is not CircuitState.FORCED_OPEN
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """One protected backend call: retry → breaker → timeout → call."""
+        """One protected backend call: retry → breaker → timeout → call.
+
+        The hot paths (``_read``, ``_write``) inline the first attempt and
+        call :meth:`_again` on failure: one coroutine frame less per call.
+        """
         try:
             return await self._breaker.call_async(self._deadlines.call, fn, *args)
-        except CircuitOpenError:
-            self._n.rejected += 1
-            raise
         except Exception as exc:
-            self._count(exc)
-            if self._retry is None or self._classifier.classify(exc).kind is not _TRANSIENT:
-                raise
+            return await self._again(exc, fn, *args)
+
+    async def _again(self, exc: Exception, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """The first attempt failed with ``exc``: count it, then retry a
+        transient failure or raise ``exc``."""
+        if isinstance(exc, CircuitOpenError):
+            self._n.rejected += 1
+            raise exc
+        self._count(exc)
+        retry = self._retry
+        if retry is None or self._classifier.classify(exc).kind is not _TRANSIENT:
+            raise exc
         await self._clock.sleep(self.config.retry_base_delay)
-        return await self._retry.call_async(self._attempt, fn, *args)
+        return await retry.call_async(self._attempt, fn, *args)
 
     async def _attempt(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         try:
@@ -541,7 +567,10 @@ class ResilientCache:
         before = entries.get(key)
         version = 0 if before is None else before.version
         try:
-            data = await self._call(self._backend.get, key)
+            try:
+                data = await self._breaker.call_async(self._deadlines.call, self._backend.get, key)
+            except Exception as first:
+                data = await self._again(first, self._backend.get, key)
         except Exception as exc:
             self._failed(exc)
             return self._local(key, self._clock.now())
@@ -564,7 +593,9 @@ class ResilientCache:
         if entry is not None and entry.data == data:
             if not entry.dirty:
                 entry.stored_at = self._clock.now()  # confirmed by the backend
-        elif self._cache_reads:
+        elif self._cache_reads and len(data) <= self.config.max_value_bytes:
+            # (A larger value, written by another process, would only push
+            # everything else out of the fallback.)
             store.put(key, data, None, self._clock.now(), dirty=False)
         return value, "backend"
 
@@ -593,6 +624,9 @@ class ResilientCache:
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values found for ``keys`` (missing keys are left out), in one
         backend round trip for the keys without a local change."""
+        if isinstance(keys, str | bytes):
+            # Iterating "abc" would look up "a", "b" and "c".
+            raise TypeError(f"get_many takes an iterable of keys, not one {type(keys).__name__}")
         wanted = {self._bkey(k): k for k in keys}
         store = self._store
         result: dict[str, Any] = {}
@@ -637,7 +671,7 @@ class ResilientCache:
                 n.backend_hits += 1
                 if entry is not None and entry.data == data:
                     store.confirm(bkey, now)
-                elif self._cache_reads:
+                elif self._cache_reads and len(data) <= self.config.max_value_bytes:
                     store.put(bkey, data, None, now, dirty=False)
             if value is not _MISSING:
                 result[wanted[bkey]] = value
@@ -654,7 +688,7 @@ class ResilientCache:
         fresh_until = None if fresh is None else now + fresh
         busy = key in store.dirty
         version = store.put(key, data, expires_at, now, dirty=True, fresh_until=fresh_until)
-        if busy or not self._usable():
+        if busy or (self._breaker.state is not _CLOSED and not self._usable()):
             # A change to this key is not acknowledged yet (or the breaker is
             # open): keep this one locally; the recovery task writes it back.
             self._n.fallback_writes += 1
@@ -664,11 +698,17 @@ class ResilientCache:
                 self._enter_degraded()
             return
         self._inflight.add(key)
+        backend = self._backend
         try:
             if data is None:
-                await self._call(self._backend.delete, key)
+                await self._call(backend.delete, key)
             else:
-                await self._call(self._backend.set, key, data, ttl)
+                try:
+                    await self._breaker.call_async(
+                        self._deadlines.call, backend.set, key, data, ttl
+                    )
+                except Exception as first:
+                    await self._again(first, backend.set, key, data, ttl)
         except Exception as exc:
             self._n.fallback_writes += 1
             self._failed(exc)

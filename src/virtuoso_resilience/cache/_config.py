@@ -147,6 +147,17 @@ class CacheConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _prefix_leaves_room(self) -> CacheConfig:
+        size = len(self.key_prefix.encode())
+        if size >= self.max_key_bytes:
+            raise RuleError(
+                {"key_prefix": self.key_prefix, "max_key_bytes": self.max_key_bytes},
+                f"key_prefix is {size} bytes: it must be shorter than max_key_bytes "
+                "(which counts the prefix), or no key fits",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _memcached_limits(self) -> CacheConfig:
         if self.backend == "memcached" and self.max_key_bytes > MEMCACHED_MAX_KEY_BYTES:
             raise RuleError(

@@ -51,6 +51,33 @@ _encoder = json.JSONEncoder(
 _decoder = json.JSONDecoder()
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
+def _check_keys(value: Any) -> None:
+    """Refuse a dict key that is not a str anywhere in ``value``.
+
+    ``json`` turns ``1``, ``1.5``, ``True`` and ``None`` keys into the strings
+    ``"1"``, ``"1.5"``, ``"true"``, ``"null"``: the value would read back
+    different (and ``{1: "a", "1": "b"}`` would lose an item). Called after a
+    successful encode, so ``value`` is finite and not circular.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for kind in set(map(type, item)):
+                if not issubclass(kind, str):
+                    raise CacheValueError(
+                        "value cannot be stored as JSON: a dict key of type "
+                        f"{kind.__name__} would read back as a str (allowed: str keys)"
+                    )
+            children: Any = item.values()
+        else:
+            children = item
+        stack.extend(c for c in children if isinstance(c, dict | list | tuple))
+
+
 class JsonSerializer:
     """JSON text for JSON-compatible values; bytes pass through after a 0xFF marker."""
 
@@ -60,13 +87,17 @@ class JsonSerializer:
         if isinstance(value, bytes | bytearray | memoryview):
             return _BYTES_MARK + bytes(value)
         try:
-            return _encoder.encode(value).encode("utf-8")
+            text = _encoder.encode(value)
         except RecursionError:
             raise CacheValueError("value is nested too deeply to store as JSON") from None
         except (TypeError, ValueError) as exc:
             # json's own words: "Object of type set is not JSON serializable",
             # "Out of range float values are not JSON compliant", "Circular reference".
             raise CacheValueError(f"value cannot be stored as JSON: {exc}") from None
+        if isinstance(value, _CONTAINERS):
+            _check_keys(value)
+        try:
+            return text.encode("utf-8")
         except UnicodeEncodeError:
             raise CacheValueError("value holds a str that is not valid UTF-8") from None
 

@@ -175,41 +175,76 @@ class FallbackStore:
         return len(self.entries) > self.max_entries or self.bytes > self.max_bytes
 
     def _enforce(self, keep: str) -> None:
+        """Bring the tier back within its limits after ``keep`` was stored.
+
+        Each phase stops as soon as the limits are met and never scans
+        entries it cannot evict: once the tier holds only dirty entries (a
+        long outage), an insert costs O(1) amortised, not O(max_entries).
+        A clean ``keep`` (a value read from the backend) never costs a dirty
+        entry anything: if evicting the other clean entries is not enough,
+        ``keep`` itself is not kept.
+        """
         if not self._over():
             return
-        # Clean entries first, least recently used first (the new key last).
         entries = self.entries
-        for key in list(entries):
+        dirty = self.dirty
+        keep_entry = entries[keep]
+        clean = len(entries) - len(dirty) - (0 if keep_entry.dirty else 1)
+        if clean > 0:
+            # Clean entries first, least recently used first (``keep`` is last).
+            victims: list[str] = []
+            count = len(entries)
+            size = self.bytes
+            for key, entry in entries.items():
+                if count <= self.max_entries and size <= self.max_bytes:
+                    break
+                if entry.dirty or key == keep:
+                    continue
+                victims.append(key)
+                count -= 1
+                size -= entry.size
+                clean -= 1
+                if clean == 0:
+                    break
+            for key in victims:
+                self.bytes -= entries.pop(key).size
+                self.evictions += 1
             if not self._over():
                 return
-            entry = entries[key]
-            if entry.dirty or key == keep:
-                continue
-            del entries[key]
-            self.bytes -= entry.size
+        if not keep_entry.dirty:
+            # Only dirty entries are left besides a clean value: drop that value.
+            del entries[keep]
+            self.bytes -= keep_entry.size
             self.evictions += 1
-        # Only dirty entries (and the new one) left: shrink the oldest dirty values.
-        for key in list(self.dirty):
-            if self.bytes <= self.max_bytes:
-                break
-            entry = entries[key]
-            if entry.data is None or key == keep:
-                continue
-            new_size = ENTRY_OVERHEAD + len(key)
-            self.bytes -= entry.size - new_size
-            entry.data = None
-            entry.size = new_size
-            self._version += 1
-            entry.version = self._version
-            self.downgraded += 1
+            return
+        if self.bytes > self.max_bytes:
+            # Shrink the oldest dirty values to dirty tombstones.
+            shrunk: list[str] = []
+            size = self.bytes
+            for key in dirty:
+                if size <= self.max_bytes:
+                    break
+                entry = entries[key]
+                if entry.data is None or key == keep:
+                    continue
+                shrunk.append(key)
+                size -= entry.size - (ENTRY_OVERHEAD + len(key))
+            for key in shrunk:
+                entry = entries[key]
+                new_size = ENTRY_OVERHEAD + len(key)
+                self.bytes -= entry.size - new_size
+                entry.data = None
+                entry.size = new_size
+                self._version += 1
+                entry.version = self._version
+                self.downgraded += 1
         # Still too many: drop the oldest dirty changes (lost writes, counted).
-        for key in list(self.dirty):
-            if not self._over():
+        while self._over() and len(dirty) > 1:
+            key = next(iter(dirty))
+            if key == keep:  # keep is the newest change: never the oldest of two
                 break
-            if key == keep:
-                continue
             entry = entries.pop(key)
-            del self.dirty[key]
+            del dirty[key]
             self.bytes -= entry.size
             self.dirty_dropped += 1
         if self._over() and keep in entries:
@@ -217,7 +252,7 @@ class FallbackStore:
             entry = entries.pop(keep)
             self.bytes -= entry.size
             if entry.dirty:
-                del self.dirty[keep]
+                del dirty[keep]
                 self.dirty_dropped += 1
             else:
                 self.evictions += 1
