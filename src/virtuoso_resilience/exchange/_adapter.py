@@ -553,7 +553,7 @@ class ResilientExchange(Generic[E]):
             },
             "rate_limit": self.limiter.snapshot(),
             "maintenance": self.maintenance.snapshot(),
-            "pending_orders": len(self.pending_orders()),
+            "pending_orders": self.__dict__["_orders"].count(),
             "time_resyncs": self.__dict__["_resyncs"],
         }
 
@@ -562,7 +562,7 @@ class ResilientExchange(Generic[E]):
         states = " ".join(f"{g.value}={grp.breaker.state.value}" for g, grp in groups.items())
         return (
             f"<ResilientExchange {self.exchange_id} {states} "
-            f"pending_orders={len(self.pending_orders())} "
+            f"pending_orders={self.__dict__['_orders'].count()} "
             f"maintenance={self.maintenance.active} limiter={self.limiter!r}>"
         )
 

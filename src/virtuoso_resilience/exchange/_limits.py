@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -53,17 +54,23 @@ current_call: contextvars.ContextVar[CallState | None] = contextvars.ContextVar(
 )
 
 
-def _number(value: object) -> float | None:
-    """A finite, non-negative header number; ``None`` for anything else."""
-    if not isinstance(value, str) or not value.isascii():
+# A plain decimal, as exchanges send them: no sign, exponent, "_" or "inf".
+_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?", re.ASCII)
+# Largest budget or used weight believed (requests per second / weight per
+# minute): real ones are in the thousands; a bigger one is a broken header.
+_MAX_BUDGET = 1e7
+
+
+def _number(value: object, maximum: float = math.inf) -> float | None:
+    """A plain non-negative decimal header number, at most ``maximum``;
+    ``None`` for anything else (``"1_000"``, ``"1e3"``, ``"+5"``, ``"NaN"``, ``"٣"``)."""
+    if not isinstance(value, str):
         return None
-    try:
-        number = float(value.strip())
-    except ValueError:
+    text = value.strip()
+    if not _DECIMAL.fullmatch(text):
         return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    return number
+    number = float(text)
+    return number if number <= maximum else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -180,20 +187,20 @@ class AccountLimiter:
         self, state: CallState | None, path: str, status: int, headers: Mapping[str, str]
     ) -> None:
         """Learn from one answer's headers (every answer, success or not)."""
-        limit = _number(_header(headers, "X-Bapi-Limit"))
+        limit = _number(_header(headers, "X-Bapi-Limit"), _MAX_BUDGET)
         if limit is not None and limit >= 1:
             self._learn_endpoint(path, limit, headers)
             if state is not None:  # this method's requests now pass this endpoint's budget
                 self._method_paths.setdefault(state.method, set()).add(path)
         weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
         if weight is not None:  # Binance: the weight, and the order counts beside it
-            used = _number(weight)
+            used = _number(weight, _MAX_BUDGET)
             if used is not None:
                 self._learn_weight(used)
             for key, value in headers.items():
                 upper = key.upper()
                 if upper.startswith("X-MBX-ORDER-COUNT-"):
-                    count = _number(value)
+                    count = _number(value, _MAX_BUDGET)
                     if count is not None:
                         self.order_counts[upper[len("X-MBX-ORDER-COUNT-") :]] = count
         if status == 418:
@@ -220,7 +227,7 @@ class AccountLimiter:
             self.learned += 1
         elif limiter.config.rate != rate or limiter.config.capacity != capacity:
             limiter.resize(rate=rate, capacity=capacity)
-        remaining = _number(_header(headers, "X-Bapi-Limit-Status"))
+        remaining = _number(_header(headers, "X-Bapi-Limit-Status"), _MAX_BUDGET)
         reset = _number(_header(headers, "X-Bapi-Limit-Reset-Timestamp"))
         if remaining is not None and reset is not None:
             reset_in = reset / 1000.0 - time.time()
@@ -245,8 +252,10 @@ class AccountLimiter:
     def drain(self, retry_after: float | None) -> float:
         """A rate-limit rejection: nobody on this account is granted anything
         for ``retry_after`` seconds (1 s when the exchange did not say)."""
-        wait = 1.0 if retry_after is None or not math.isfinite(retry_after) else retry_after
-        wait = min(max(wait, 0.0), self._max_ban)
+        if retry_after is None or math.isnan(retry_after):
+            wait = 1.0
+        else:  # +inf: as long as a ban may be; -0.0 and below: no wait
+            wait = min(max(retry_after, 0.0), self._max_ban) + 0.0
         self.drains += 1
         self.account.pause_for(wait)
         self._decrease()
