@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -73,10 +73,13 @@ def _number(value: object, maximum: float = math.inf) -> float | None:
     return number if number <= maximum else None
 
 
+_CASE_INSENSITIVE: Final = (CIMultiDictProxy, CIMultiDict)
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """``headers[name]``, case-insensitively (aiohttp's headers already are)."""
     value = headers.get(name)
-    if value is None and not isinstance(headers, CIMultiDictProxy | CIMultiDict):
+    if value is None and not isinstance(headers, _CASE_INSENSITIVE):
         lowered = name.lower()
         for key, item in headers.items():
             if key.lower() == lowered:
@@ -191,7 +194,11 @@ class AccountLimiter:
         if limit is not None and limit >= 1:
             self._learn_endpoint(path, limit, headers)
             if state is not None:  # this method's requests now pass this endpoint's budget
-                self._method_paths.setdefault(state.method, set()).add(path)
+                paths = self._method_paths.get(state.method)
+                if paths is None:
+                    self._method_paths[state.method] = {path}
+                elif path not in paths:
+                    paths.add(path)
         weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
         if weight is not None:  # Binance: the weight, and the order counts beside it
             used = _number(weight, _MAX_BUDGET)
