@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ccxt.async_support as ccxt
@@ -9,7 +10,7 @@ import pytest
 from exchange_venues import Factory
 
 from virtuoso_resilience.clock import FakeClock
-from virtuoso_resilience.exchange import OrderState, ResilientExchange
+from virtuoso_resilience.exchange import MaintenanceError, OrderState, ResilientExchange
 from virtuoso_resilience.exchange._limits import AccountLimiter, CallState
 from virtuoso_resilience.simulator import Simulator
 
@@ -116,3 +117,36 @@ def _entry() -> Any:
     from virtuoso_resilience.exchange._orders import _Entry
 
     return _Entry(ORDER, 0.0)
+
+
+async def test_a_status_poller_killed_by_a_base_exception_does_not_pause_calls_forever(
+    bybit_sim: Simulator,
+) -> None:
+    sim = bybit_sim
+    raw = _AbortingBybit({**sim.ccxt_config(), "rateLimit": 1})
+    raw.timeout_on_exit = 0
+    raw.abort_path = "/v5/system/status"  # the poller's fetch_status dies, not with an Exception
+    clock = FakeClock(autojump=True)
+    adapter: ResilientExchange[Any] = ResilientExchange(raw, clock=clock)
+    guard = adapter.maintenance
+    try:
+        await adapter.load_markets()
+        handle = sim.faults.add("maintenance=on")
+        with pytest.raises(MaintenanceError):
+            await adapter.fetch_ticker("BTC/USDT")
+        assert guard.active
+        await _until(lambda: guard.polls >= 1 and not guard.active)
+        assert guard.poller_errors == 1
+        handle.remove()
+        # The calls go to the exchange again (and would re-enter maintenance if it were on).
+        assert (await adapter.fetch_ticker("BTC/USDT"))["symbol"] == "BTC/USDT"
+    finally:
+        await adapter.close()
+
+
+async def _until(predicate: Any) -> None:
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
