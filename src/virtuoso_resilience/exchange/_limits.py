@@ -132,19 +132,20 @@ class AccountLimiter:
         self.order_counts: dict[str, float] = {}
 
     # ------------------------------------------------------------- ccxt side
-    def __call__(self, cost: float | None = None) -> Any:
-        """What ccxt awaits before each request: ``cost`` tokens (default 1)."""
-        return self.acquire(1.0 if cost is None else float(cost))
-
-    async def acquire(self, cost: float) -> None:
-        """Wait for ``cost`` account tokens, then for the endpoint budgets of the
-        current call's method."""
+    async def acquire(self, cost: float | None = None) -> None:
+        """Wait for ``cost`` account tokens (default 1), then for the endpoint
+        budgets of the current call's method. ccxt awaits it (as ``__call__``)
+        before each request."""
         if self.banned_until is not None:
             left = self.ban_remaining()
             if left > 0:
                 raise ExchangeBannedError(self.exchange_id, left)
-        if not 0 < cost < math.inf:
+        if cost is None:
             cost = 1.0
+        else:
+            cost = float(cost)
+            if not 0 < cost < math.inf:
+                cost = 1.0
         account = self.account
         if cost > self._capacity:
             capacity = account.config.capacity
@@ -173,6 +174,8 @@ class AccountLimiter:
             if limiter is not None:
                 await limiter.acquire()
 
+    __call__ = acquire  # what ccxt's ``throttle(cost)`` awaits: one call less per request
+
     def finish(self, state: CallState) -> None:
         """A call's attempt ended: a probe that saw no answer releases the callers behind it."""
         self._end_probe(state)
@@ -190,7 +193,13 @@ class AccountLimiter:
         self, state: CallState | None, path: str, status: int, headers: Mapping[str, str]
     ) -> None:
         """Learn from one answer's headers (every answer, success or not)."""
-        limit = _number(_header(headers, "X-Bapi-Limit"), _MAX_BUDGET)
+        if type(headers) is CIMultiDictProxy:  # aiohttp's: case-insensitive, C look-ups
+            bapi_limit = headers.get("X-Bapi-Limit")
+            weight = headers.get("X-MBX-USED-WEIGHT-1M")
+        else:
+            bapi_limit = _header(headers, "X-Bapi-Limit")
+            weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
+        limit = None if bapi_limit is None else _number(bapi_limit, _MAX_BUDGET)
         if limit is not None and limit >= 1:
             self._learn_endpoint(path, limit, headers)
             if state is not None:  # this method's requests now pass this endpoint's budget
@@ -199,7 +208,6 @@ class AccountLimiter:
                     self._method_paths[state.method] = {path}
                 elif path not in paths:
                     paths.add(path)
-        weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
         if weight is not None:  # Binance: the weight, and the order counts beside it
             used = _number(weight, _MAX_BUDGET)
             if used is not None:
@@ -217,7 +225,7 @@ class AccountLimiter:
             if self._answered >= self._INCREASE_EVERY:
                 self._answered = 0
                 self._increase()
-        if state is not None:
+        if state is not None and state.probe:
             self._end_probe(state)
 
     def _learn_endpoint(self, path: str, limit: float, headers: Mapping[str, str]) -> None:
