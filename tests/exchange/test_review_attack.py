@@ -7,7 +7,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 import pytest
-from exchange_venues import Factory
+from exchange_venues import VENUES, Factory
 
 from virtuoso_resilience.clock import FakeClock
 from virtuoso_resilience.exchange import MaintenanceError, OrderState, ResilientExchange
@@ -150,3 +150,35 @@ async def _until(predicate: Any) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition not reached")
+
+
+async def test_secrets_never_shown_in_errors_snapshots_or_health_on_either_venue(
+    sim: Simulator, make_resilient: Factory
+) -> None:
+    from virtuoso_resilience import HealthService
+
+    venue = VENUES[sim.dialect]
+    key, secret = "k3y-review-private", "s3cret-review-private"
+    sim.add_api_key(key, secret)
+    adapter = await make_resilient(sim, apiKey=key, secret=secret)
+    health = HealthService()
+    adapter.register_health(health)
+    await adapter.fetch_balance()
+    texts: list[str] = []
+    for fault in (f"http@{venue.private_path}=400", f"http@{venue.private_path}=503"):
+        with sim.faults.add(fault), pytest.raises(ccxt.BaseError) as caught:
+            await adapter.fetch_balance()
+        texts += [str(caught.value), repr(caught.value), *getattr(caught.value, "__notes__", [])]
+    with sim.faults.add(f"lost_response@{venue.create_path}=next:1"):
+        await adapter.create_order(*ORDER)
+    report = await health.run_checks()
+    texts += [repr(adapter), repr(adapter.snapshot()), repr(adapter.pending_orders())]
+    texts += [
+        repr(adapter.limiter),
+        repr(adapter.exchange.session),
+        repr(report),
+        repr(health.snapshot()),
+    ]
+    text = "\n".join(texts)
+    assert key not in text and secret not in text
+    assert "key:" in adapter.limiter.name
