@@ -24,7 +24,12 @@ throttle hook and returns a dict (wall-clock ns per call, fastest of 7
 runs), which is far less noisy on a busy machine than the CPU time of a
 whole request.
 
-Run: ``python -m benchmarks.bench_exchange`` (about 20-40 s).
+A third table counts the Python function calls per request (``cProfile``),
+which does not move with the machine's load: what the pool session and the
+adapter add, in calls.
+
+Run: ``python -m benchmarks.bench_exchange`` (about 20-40 s; minutes on a
+loaded machine).
 """
 
 from __future__ import annotations
@@ -141,9 +146,47 @@ async def _standin() -> tuple[float, float]:
     return raw_ns, adapter_ns
 
 
+async def _calls_per_request(n: int = 300) -> dict[str, float]:
+    """Python function calls per ``fetch_ticker`` (``cProfile``'s count, coroutine
+    resumptions included): deterministic where CPU time on a busy machine is not."""
+    import cProfile
+    import pstats
+
+    async with Simulator(seed=1, rate_limits=False, auto_tick=False) as sim:
+        raw = _client(sim, throttle=False)
+        pool = ConnectionPool("bench-calls")
+        pooled = _client(sim, throttle=False)
+        pooled.session = pool.session
+        pooled.own_session = False
+        adapter = ResilientExchange(_client(sim, throttle=True), create_bybit_resilient_config())
+        variants = {
+            "ccxt (no throttle)": raw,
+            "ccxt on the pool's session": pooled,
+            "ResilientExchange": adapter,
+        }
+        counts: dict[str, float] = {}
+        try:
+            for name, exchange in variants.items():
+                await exchange.load_markets()
+                for _ in range(50):
+                    await exchange.fetch_ticker("BTC/USDT")
+                profile = cProfile.Profile()
+                profile.enable()
+                for _ in range(n):
+                    await exchange.fetch_ticker("BTC/USDT")
+                profile.disable()
+                counts[name] = pstats.Stats(profile).total_calls / n  # type: ignore[attr-defined]
+        finally:
+            for exchange in variants.values():
+                await exchange.close()
+            await pool.close()
+        return counts
+
+
 def main() -> str:
     best = asyncio.run(_run())
     raw_ns, adapter_ns = asyncio.run(_standin())
+    calls = asyncio.run(_calls_per_request())
     base = best["ccxt (no throttle)"]
     on_pool = best["ccxt on the pool's session"]
     lines = [
@@ -171,7 +214,15 @@ def main() -> str:
         f"| stand-in `fetch_ticker` | {raw_ns:.0f} | |",
         f"| through `ResilientExchange` | {adapter_ns:.0f} | {adapter_ns - raw_ns:.0f} ns "
         f"({(adapter_ns - raw_ns) / 1000 / base:.2%} of the bare ccxt call above) |",
+        "",
+        "### Python function calls per `fetch_ticker` (cProfile count, deterministic)",
+        "",
+        "| variant | calls/request | over bare ccxt |",
+        "|---|---:|---:|",
     ]
+    bare_calls = calls["ccxt (no throttle)"]
+    for name, count in calls.items():
+        lines.append(f"| {name} | {count:.0f} | {count - bare_calls:+.0f} |")
     return "\n".join(lines)
 
 

@@ -193,6 +193,7 @@ class ResilientExchange(Generic[E]):
         d["_stale"] = StaleCache(config, clock)
         d["_maintenance"] = MaintenanceGuard(self, config, clock)
         d["_wrappers"] = {}
+        d["_method_groups"] = {}
         d["_resyncs"] = 0
         d["_closed"] = False
         # ccxt: retries happen here, once; our limiter replaces its throttle.
@@ -396,7 +397,10 @@ class ResilientExchange(Generic[E]):
         d = self.__dict__
         if d["_pool"] is None:
             self._ensure_session()
-        group: _Group = d["_groups"][spec.group]
+        # By method name (a str hash is cached; an Enum's __hash__ is Python code).
+        group: _Group | None = d["_method_groups"].get(spec.name)
+        if group is None:
+            group = d["_method_groups"][spec.name] = d["_groups"][spec.group]
         config = group.config
         limiter: AccountLimiter = d["_limiter"]
         guard: MaintenanceGuard = d["_maintenance"]
@@ -553,7 +557,7 @@ class ResilientExchange(Generic[E]):
             },
             "rate_limit": self.limiter.snapshot(),
             "maintenance": self.maintenance.snapshot(),
-            "pending_orders": len(self.pending_orders()),
+            "pending_orders": self.__dict__["_orders"].count(),
             "time_resyncs": self.__dict__["_resyncs"],
         }
 
@@ -562,7 +566,7 @@ class ResilientExchange(Generic[E]):
         states = " ".join(f"{g.value}={grp.breaker.state.value}" for g, grp in groups.items())
         return (
             f"<ResilientExchange {self.exchange_id} {states} "
-            f"pending_orders={len(self.pending_orders())} "
+            f"pending_orders={self.__dict__['_orders'].count()} "
             f"maintenance={self.maintenance.active} limiter={self.limiter!r}>"
         )
 

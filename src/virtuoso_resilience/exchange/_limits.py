@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -53,23 +54,32 @@ current_call: contextvars.ContextVar[CallState | None] = contextvars.ContextVar(
 )
 
 
-def _number(value: object) -> float | None:
-    """A finite, non-negative header number; ``None`` for anything else."""
-    if not isinstance(value, str) or not value.isascii():
+# A plain decimal, as exchanges send them: no sign, exponent, "_" or "inf".
+_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?", re.ASCII)
+# Largest budget or used weight believed (requests per second / weight per
+# minute): real ones are in the thousands; a bigger one is a broken header.
+_MAX_BUDGET = 1e7
+
+
+def _number(value: object, maximum: float = math.inf) -> float | None:
+    """A plain non-negative decimal header number, at most ``maximum``;
+    ``None`` for anything else (``"1_000"``, ``"1e3"``, ``"+5"``, ``"NaN"``, ``"٣"``)."""
+    if not isinstance(value, str):
         return None
-    try:
-        number = float(value.strip())
-    except ValueError:
+    text = value.strip()
+    if not _DECIMAL.fullmatch(text):
         return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    return number
+    number = float(text)
+    return number if number <= maximum else None
+
+
+_CASE_INSENSITIVE: Final = (CIMultiDictProxy, CIMultiDict)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """``headers[name]``, case-insensitively (aiohttp's headers already are)."""
     value = headers.get(name)
-    if value is None and not isinstance(headers, CIMultiDictProxy | CIMultiDict):
+    if value is None and not isinstance(headers, _CASE_INSENSITIVE):
         lowered = name.lower()
         for key, item in headers.items():
             if key.lower() == lowered:
@@ -122,19 +132,20 @@ class AccountLimiter:
         self.order_counts: dict[str, float] = {}
 
     # ------------------------------------------------------------- ccxt side
-    def __call__(self, cost: float | None = None) -> Any:
-        """What ccxt awaits before each request: ``cost`` tokens (default 1)."""
-        return self.acquire(1.0 if cost is None else float(cost))
-
-    async def acquire(self, cost: float) -> None:
-        """Wait for ``cost`` account tokens, then for the endpoint budgets of the
-        current call's method."""
+    async def acquire(self, cost: float | None = None) -> None:
+        """Wait for ``cost`` account tokens (default 1), then for the endpoint
+        budgets of the current call's method. ccxt awaits it (as ``__call__``)
+        before each request."""
         if self.banned_until is not None:
             left = self.ban_remaining()
             if left > 0:
                 raise ExchangeBannedError(self.exchange_id, left)
-        if not 0 < cost < math.inf:
+        if cost is None:
             cost = 1.0
+        else:
+            cost = float(cost)
+            if not 0 < cost < math.inf:
+                cost = 1.0
         account = self.account
         if cost > self._capacity:
             capacity = account.config.capacity
@@ -163,6 +174,8 @@ class AccountLimiter:
             if limiter is not None:
                 await limiter.acquire()
 
+    __call__ = acquire  # what ccxt's ``throttle(cost)`` awaits: one call less per request
+
     def finish(self, state: CallState) -> None:
         """A call's attempt ended: a probe that saw no answer releases the callers behind it."""
         self._end_probe(state)
@@ -180,20 +193,29 @@ class AccountLimiter:
         self, state: CallState | None, path: str, status: int, headers: Mapping[str, str]
     ) -> None:
         """Learn from one answer's headers (every answer, success or not)."""
-        limit = _number(_header(headers, "X-Bapi-Limit"))
+        if type(headers) is CIMultiDictProxy:  # aiohttp's: case-insensitive, C look-ups
+            bapi_limit = headers.get("X-Bapi-Limit")
+            weight = headers.get("X-MBX-USED-WEIGHT-1M")
+        else:
+            bapi_limit = _header(headers, "X-Bapi-Limit")
+            weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
+        limit = None if bapi_limit is None else _number(bapi_limit, _MAX_BUDGET)
         if limit is not None and limit >= 1:
             self._learn_endpoint(path, limit, headers)
             if state is not None:  # this method's requests now pass this endpoint's budget
-                self._method_paths.setdefault(state.method, set()).add(path)
-        weight = _header(headers, "X-MBX-USED-WEIGHT-1M")
+                paths = self._method_paths.get(state.method)
+                if paths is None:
+                    self._method_paths[state.method] = {path}
+                elif path not in paths:
+                    paths.add(path)
         if weight is not None:  # Binance: the weight, and the order counts beside it
-            used = _number(weight)
+            used = _number(weight, _MAX_BUDGET)
             if used is not None:
                 self._learn_weight(used)
             for key, value in headers.items():
                 upper = key.upper()
                 if upper.startswith("X-MBX-ORDER-COUNT-"):
-                    count = _number(value)
+                    count = _number(value, _MAX_BUDGET)
                     if count is not None:
                         self.order_counts[upper[len("X-MBX-ORDER-COUNT-") :]] = count
         if status == 418:
@@ -203,7 +225,7 @@ class AccountLimiter:
             if self._answered >= self._INCREASE_EVERY:
                 self._answered = 0
                 self._increase()
-        if state is not None:
+        if state is not None and state.probe:
             self._end_probe(state)
 
     def _learn_endpoint(self, path: str, limit: float, headers: Mapping[str, str]) -> None:
@@ -220,7 +242,7 @@ class AccountLimiter:
             self.learned += 1
         elif limiter.config.rate != rate or limiter.config.capacity != capacity:
             limiter.resize(rate=rate, capacity=capacity)
-        remaining = _number(_header(headers, "X-Bapi-Limit-Status"))
+        remaining = _number(_header(headers, "X-Bapi-Limit-Status"), _MAX_BUDGET)
         reset = _number(_header(headers, "X-Bapi-Limit-Reset-Timestamp"))
         if remaining is not None and reset is not None:
             reset_in = reset / 1000.0 - time.time()
@@ -245,8 +267,10 @@ class AccountLimiter:
     def drain(self, retry_after: float | None) -> float:
         """A rate-limit rejection: nobody on this account is granted anything
         for ``retry_after`` seconds (1 s when the exchange did not say)."""
-        wait = 1.0 if retry_after is None or not math.isfinite(retry_after) else retry_after
-        wait = min(max(wait, 0.0), self._max_ban)
+        if retry_after is None or math.isnan(retry_after):
+            wait = 1.0
+        else:  # +inf: as long as a ban may be; -0.0 and below: no wait
+            wait = min(max(retry_after, 0.0), self._max_ban) + 0.0
         self.drains += 1
         self.account.pause_for(wait)
         self._decrease()

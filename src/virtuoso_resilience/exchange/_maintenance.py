@@ -34,6 +34,7 @@ class MaintenanceGuard:
         self.expected_end: float | None = None  # Unix time (seconds)
         self.entered = 0
         self.polls = 0
+        self.poller_errors = 0  # pollers killed by a BaseException
         self._ended: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -72,6 +73,21 @@ class MaintenanceGuard:
             raise self.error() from None
 
     async def _poll(self) -> None:
+        try:
+            await self._poll_until_ended()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # Killed by something that is not an Exception (a hostile callee, a
+            # framework's own abort): no poller is left to end this maintenance,
+            # so end it here. Calls reach the exchange again and re-enter
+            # maintenance, with a new poller, if it is still on.
+            self.poller_errors += 1
+            self._task = None
+            self._end()
+            raise
+
+    async def _poll_until_ended(self) -> None:
         raw: Any = self._adapter.exchange
         delay = self._config.maintenance_poll_base
         while self.active:
@@ -108,6 +124,7 @@ class MaintenanceGuard:
             "expected_end": self.expected_end,
             "entered": self.entered,
             "polls": self.polls,
+            "poller_errors": self.poller_errors,
         }
 
     def __repr__(self) -> str:

@@ -99,6 +99,10 @@ class OrderTracker:
             f"resends={self.resends} duplicates={self.duplicates} reconciled={self.reconciled}>"
         )
 
+    def count(self) -> int:
+        """How many orders are pending (without copying them)."""
+        return len(self._pending)
+
     def pending(self) -> list[PendingOrder]:
         return [
             PendingOrder(
@@ -140,8 +144,14 @@ class OrderTracker:
                 entry.state = OrderState.UNKNOWN
                 entry.reason = "cancelled by the caller"
                 raise
-            except BaseException:
-                self._pending.pop(cid, None)
+            except Exception:
+                self._pending.pop(cid, None)  # refused: nothing was booked
+                raise
+            except BaseException as exc:
+                # Not an Exception (a framework's cancellation, a hostile callee):
+                # raised from anywhere, maybe after the send. The order may be live.
+                entry.state = OrderState.UNKNOWN
+                entry.reason = f"interrupted by {type_name(exc)}"
                 raise
             self._pending.pop(cid, None)
             return result

@@ -28,6 +28,10 @@ _SERVABLE: Final = frozenset(
 )
 
 
+# stale kind -> its ExchangeResilienceConfig field (built once, not per call)
+_FIELDS: Final = {kind: f"{kind}_max_staleness" for kind in ("ticker", "order_book", "ohlcv")}
+
+
 class StaleDict(dict[str, Any]):
     """A cached ticker or order book served while the exchange is unavailable.
 
@@ -71,18 +75,29 @@ class StaleCache:
         self.refused = 0
 
     def _max(self, kind: str) -> float | None:
-        value: float | None = getattr(self._config, f"{kind}_max_staleness")
+        value: float | None = getattr(self._config, _FIELDS[kind])
         return value
 
     def store(
         self, spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any], value: Any
     ) -> None:
-        key = _key(args, kwargs)
-        if key is None or spec.stale_kind is None or self._max(spec.stale_kind) is None:
+        kind = spec.stale_kind
+        if kind is None or getattr(self._config, _FIELDS[kind]) is None:
             return
+        if len(args) == 1 and not kwargs:  # the common call: fetch_ticker(symbol)
+            symbol = args[0]
+            if not isinstance(symbol, str):
+                return
+            rest = ""
+        else:
+            key = _key(args, kwargs)
+            if key is None:
+                return
+            symbol, rest = key
         now = self._clock.now()
-        self._values[(spec.name, key[0], key[1])] = (value, now)
-        self._latest[(spec.name, key[0])] = now
+        name = spec.name
+        self._values[(name, symbol, rest)] = (value, now)
+        self._latest[(name, symbol)] = now
 
     def age(self, method: str, symbol: str) -> float | None:
         stamp = self._latest.get((method, symbol))
