@@ -82,6 +82,19 @@ from .registry import (
     set_default_registry,
 )
 
+# isort: split
+# The exchange adapter builds on the names above: imported last.
+from .exchange import (
+    ExchangeResilienceConfig,
+    MaintenanceError,
+    OrderStatusUnknownError,
+    ResilientExchange,
+    create_binance_resilient_config,
+    create_bybit_resilient_config,
+    create_okx_resilient_config,
+    create_resilient_exchange,
+)
+
 __all__ = [
     "DEFAULT_CLASSIFIER",
     "MONOTONIC",
@@ -105,6 +118,7 @@ __all__ = [
     "ConnectionPoolHealthCheck",
     "ConnectionPoolManager",
     "DependencyCycleError",
+    "ExchangeResilienceConfig",
     "FakeClock",
     "Fallback",
     "FallbackConfig",
@@ -115,7 +129,9 @@ __all__ = [
     "HealthCheckConfig",
     "HealthService",
     "JitterMode",
+    "MaintenanceError",
     "MonotonicClock",
+    "OrderStatusUnknownError",
     "Outcome",
     "OutcomeKind",
     "PoolConfig",
@@ -131,6 +147,7 @@ __all__ = [
     "ResiliencePipeline",
     "ResilienceRegistry",
     "ResilienceTimeoutError",
+    "ResilientExchange",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",
@@ -145,9 +162,13 @@ __all__ = [
     "TimeoutPolicy",
     "__version__",
     "circuit_breaker",
+    "create_binance_resilient_config",
+    "create_bybit_resilient_config",
     "create_default_resilience_config",
     "create_development_resilience_config",
+    "create_okx_resilient_config",
     "create_production_resilience_config",
+    "create_resilient_exchange",
     "default_registry",
     "get_circuit_breaker",
     "get_connection_pool",
