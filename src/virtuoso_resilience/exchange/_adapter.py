@@ -35,7 +35,7 @@ from ._errors import ExchangeBannedError, MaintenanceError
 from ._groups import MethodSpec, spec_for
 from ._limits import AccountLimiter, CallState, current_call
 from ._maintenance import MaintenanceGuard
-from ._orders import OrderTracker, PendingOrder
+from ._orders import OrderJournal, OrderTracker, PendingOrder
 from ._session import ObservingSession
 from ._stale import StaleCache
 
@@ -504,6 +504,25 @@ class ResilientExchange(Generic[E]):
         attempt means the order is gone, ``CancelPending`` means re-query."""
         orders: OrderTracker = self.__dict__["_orders"]
         return await orders.cancel(id, symbol, params or {})
+
+    async def use_journal(self, journal: OrderJournal | None) -> dict[str, Any]:
+        """Write every order intent to ``journal`` before it is sent, and first
+        reconcile the intents it still holds unsettled (a process killed
+        between send and answer): each is looked up by client order id and
+        sent (same id) only if the exchange does not have it. Await it before
+        placing new orders. Returns ``{client_order_id: order or exception}``;
+        an intent whose fate is still unknown stays unsettled for next time."""
+        orders: OrderTracker = self.__dict__["_orders"]
+        orders.journal = journal
+        if journal is None:
+            return {}
+        results: dict[str, Any] = {}
+        for entry in await journal.unsettled():
+            try:
+                results[entry.client_order_id] = await orders.recover(entry)
+            except Exception as exc:
+                results[entry.client_order_id] = exc
+        return results
 
     def pending_orders(self) -> list[PendingOrder]:
         """Orders whose fate is not known yet (being placed, or unknown)."""

@@ -16,7 +16,7 @@ import contextvars
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -24,7 +24,18 @@ from .. import RateLimiter
 from ..classify import parse_retry_after
 from ..clock import Clock
 
-__all__ = ["AccountLimiter", "CallState", "current_call"]
+__all__ = ["AccountLimiter", "CallState", "SharedLimit", "current_call"]
+
+
+class SharedLimit(Protocol):
+    """A budget shared with other processes (``virtuoso_resilience.shared.SharedBudget``),
+    plugged in with :meth:`AccountLimiter.use_shared`."""
+
+    async def acquire(self, cost: float) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def correct(self, index: int, remaining: float) -> None: ...
 
 
 class CallState:
@@ -118,6 +129,13 @@ class AccountLimiter:
         self.learned = 0
         self.used_weight: float | None = None
         self.order_counts: dict[str, float] = {}
+        self.shared: SharedLimit | None = None
+
+    def use_shared(self, shared: SharedLimit | None) -> None:
+        """Take every request's cost from ``shared`` too (before the local
+        buckets); rejections and bans pause it, weight headers correct its
+        window 0. ``None`` unplugs it."""
+        self.shared = shared
 
     # ------------------------------------------------------------- ccxt side
     def __call__(self, cost: float | None = None) -> Any:
@@ -129,6 +147,9 @@ class AccountLimiter:
         current call's method."""
         if not 0 < cost < math.inf:
             cost = 1.0
+        shared = self.shared
+        if shared is not None:
+            await shared.acquire(cost)
         account = self.account
         if cost > self._capacity:
             capacity = account.config.capacity
@@ -234,6 +255,8 @@ class AccountLimiter:
         self.account.update_from_headers(
             limit=int(self._weight_limit), remaining=int(tokens), reset_in=reset_in
         )
+        if self.shared is not None:
+            self.shared.correct(0, tokens)
 
     # ------------------------------------------------------------ rejections
     def drain(self, retry_after: float | None) -> float:
@@ -243,6 +266,8 @@ class AccountLimiter:
         wait = min(max(wait, 0.0), self._max_ban)
         self.drains += 1
         self.account.pause_for(wait)
+        if self.shared is not None:
+            self.shared.pause(wait)
         self._decrease()
         return wait
 
@@ -282,6 +307,8 @@ class AccountLimiter:
             self.banned_until = until
         self.bans += 1
         self.account.pause_until(until)
+        if self.shared is not None:
+            self.shared.pause(wait)
 
     def ban_remaining(self) -> float:
         """Seconds left of a ban (0 when none)."""

@@ -1,0 +1,32 @@
+"""Shared state for the processes of one bot: Redis-backed budget, breaker state, order journal.
+
+Opt-in with ``ResilienceConfiguration.shared_state_url`` (environment
+``VIRTUOSO_SHARED_STATE_URL``); the order journal lives at
+``order_journal_url`` (``sqlite:///path`` by default, or ``redis://...``).
+See ``docs/scaling.md``.
+"""
+
+from ._budget import SharedBudget
+from ._config import BudgetWindow, SharedBudgetConfig
+from ._journal import Intent, JournalUnavailableError, RedisJournal, SqliteJournal, open_journal
+from ._link import DOWN, Down, RedisLink, Script
+from ._url import JOURNAL_SCHEMES, SHARED_SCHEMES, check_url, redact_url
+
+__all__ = [
+    "DOWN",
+    "JOURNAL_SCHEMES",
+    "SHARED_SCHEMES",
+    "BudgetWindow",
+    "Down",
+    "Intent",
+    "JournalUnavailableError",
+    "RedisJournal",
+    "RedisLink",
+    "Script",
+    "SharedBudget",
+    "SharedBudgetConfig",
+    "SqliteJournal",
+    "check_url",
+    "open_journal",
+    "redact_url",
+]
