@@ -73,10 +73,10 @@ else
     if w > wait then wait = w end
   end
 end
-redis.call('HSET', KEYS[1], 't', tostring(now))
+redis.call('HSET', KEYS[1], 't', string.format('%.6f', now))
 local longest = 1
 for i = 1, n do
-  redis.call('HSET', KEYS[1], 'b' .. i, tostring(tokens[i]))
+  redis.call('HSET', KEYS[1], 'b' .. i, string.format('%.17g', tokens[i]))
   local span = tonumber(ARGV[3 + 2 * i]) / tonumber(ARGV[2 + 2 * i])
   if span > longest then longest = span end
 end
@@ -179,6 +179,10 @@ class SharedBudget:
         if self._lease >= cost and now < self._lease_until and now >= self._paused_until:
             self._lease -= cost
             return
+        capacity = self._capacity
+        while cost > capacity:  # a costly request: several bucket-fulls, in line
+            await self._slow(capacity)
+            cost -= capacity
         await self._slow(cost)
 
     async def _slow(self, cost: float) -> None:
@@ -195,21 +199,25 @@ class SharedBudget:
                     return
                 continue
             refill = self._refill
-            if refill is None:
-                refill = self._refill = asyncio.get_running_loop().create_future()
-                try:
-                    wait = await self._take(cost)
-                finally:
-                    self._refill = None
-                    refill.set_result(None)
-                if wait is None:  # Redis is down
-                    if await self._outage(cost):
-                        return
-                elif wait > 0:
+            if refill is not None:
+                await asyncio.shield(refill)
+                continue
+            # This caller refills for everyone in the process; the others wait
+            # for it (and for its sleep when the budget says wait).
+            refill = self._refill = asyncio.get_running_loop().create_future()
+            try:
+                wait = await self._take(cost)
+                if wait is not None and wait > 0:
                     self.waits += 1
                     await self._sleep(min(wait, self.config.max_wait))
-            else:
-                await asyncio.shield(refill)
+            finally:
+                self._refill = None
+                refill.set_result(None)
+            if wait is None:  # Redis is down
+                if await self._outage(cost):
+                    return
+            elif wait == 0:  # granted: ``cost`` came out of the new lease
+                return
 
     async def _take(self, cost: float) -> float | None:
         """One round trip: a lease (returns 0), a wait in seconds, or None (down)."""
