@@ -221,8 +221,10 @@ class SharedBudget:
 
     async def _take(self, cost: float) -> float | None:
         """One round trip: a lease (returns 0), a wait in seconds, or None (down)."""
-        want = max(cost, min(self._lease_size, self._lease_ceiling()))
-        args = [repr(want), repr(cost), *self._args]
+        rest = self._lease if self._clock.now() < self._lease_until else 0.0
+        need = max(cost - rest, 1e-9)  # the rest of a live lease counts towards the cost
+        want = max(need, min(self._lease_size, self._lease_ceiling()))
+        args = [repr(want), repr(need), *self._args]
         self.round_trips += 1
         key, pause = self._key, self._pause_key
 
@@ -237,12 +239,12 @@ class SharedBudget:
         now = self._clock.now()
         if granted > 0:
             self.grants += 1
-            self._lease = granted  # an older rest is dropped: spend fresh tokens only
+            self._lease = rest + granted
             self._lease_until = now + self.config.lease_ttl
             if granted >= want:  # plenty: grow the next lease
                 self._lease_size = min(self._lease_ceiling(), want * 2.0)
-            else:
-                self._lease_size = max(cost, granted)
+            else:  # the bucket is running low: smaller leases
+                self._lease_size = max(need, want / 2.0)
             self._lease -= cost
             return 0.0
         self._lease_size = max(1.0, self._lease_size / 2.0)  # contended: smaller leases
@@ -379,6 +381,7 @@ class SharedBudget:
         return {
             "account": self.account,
             "degraded": self.degraded,
+            "paused_for": max(0.0, self._paused_until - self._clock.now()),
             "lease": self._lease,
             "lease_size": self._lease_size,
             "grants": self.grants,
