@@ -10,9 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_server import RedisServer  # noqa: E402
+from procs import kill_all
+from redis_server import RedisServer
 
-from virtuoso_resilience.simulator import Simulator  # noqa: E402
+from virtuoso_resilience.simulator import Simulator
 
 
 @pytest.fixture
@@ -29,3 +30,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(seed=3) as simulator:
         yield simulator
+
+
+@pytest.fixture
+async def quiet_sim() -> AsyncIterator[Simulator]:
+    """Without the venue's own budgets (for tests about something else)."""
+    async with Simulator(seed=4, rate_limits=False) as simulator:
+        yield simulator
+
+
+@pytest.fixture(autouse=True)
+async def _no_worker_left() -> AsyncIterator[None]:
+    yield
+    await kill_all()

@@ -14,9 +14,21 @@ WORKER = str(Path(__file__).with_name("worker.py"))
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+STARTED: list[asyncio.subprocess.Process] = []
+
+
+async def kill_all() -> None:
+    """Kill every worker still running (a failed test leaves none behind)."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
 async def spawn(mode: str, spec: dict[str, Any]) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": SRC}
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         WORKER,
         mode,
@@ -26,6 +38,8 @@ async def spawn(mode: str, spec: dict[str, Any]) -> asyncio.subprocess.Process:
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
+    STARTED.append(proc)
+    return proc
 
 
 async def read_line(proc: asyncio.subprocess.Process, timeout: float = 60.0) -> str:

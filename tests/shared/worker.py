@@ -70,6 +70,8 @@ async def orders(spec: dict[str, Any]) -> None:
     adapter = ResilientExchange(client(spec), create_bybit_resilient_config())
     journal = SqliteJournal(spec["journal"])
     await adapter.load_markets()
+    print("warm", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the parent's go (after the last kill)
     recovered = await adapter.use_journal(journal)
     bad = {cid: repr(r) for cid, r in recovered.items() if not isinstance(r, dict)}
     print("recovered", json.dumps({"n": len(recovered), "bad": bad}), flush=True)

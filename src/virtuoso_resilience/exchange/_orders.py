@@ -76,6 +76,7 @@ class OrderJournal(Protocol):
 
     async def unsettled(self) -> Sequence[JournalEntry]: ...
 
+
 _CREATE = MethodSpec("create_order", MethodGroup.ORDERS, True)
 _CANCEL = MethodSpec("cancel_order", MethodGroup.ORDERS, True)
 _LOOKUP = MethodSpec("fetch_order", MethodGroup.ACCOUNT, False)
