@@ -42,9 +42,10 @@ async def spawn(mode: str, spec: dict[str, Any]) -> asyncio.subprocess.Process:
     return proc
 
 
-async def read_line(proc: asyncio.subprocess.Process, timeout: float = 60.0) -> str:
+async def read_line(proc: asyncio.subprocess.Process, within: float = 60.0) -> str:
+    """The worker's next line (a hung worker fails the test after ``within`` s)."""
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+    line = await asyncio.wait_for(proc.stdout.readline(), within)
     if not line:
         assert proc.stderr is not None
         err = (await proc.stderr.read()).decode(errors="replace")

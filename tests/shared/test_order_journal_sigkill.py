@@ -59,7 +59,7 @@ async def test_sigkill_at_random_points_neither_loses_nor_duplicates(
         await proc.wait()
     final = await upcoming
     await go(final)
-    while (line := await read_line(final, timeout=120)) != "finished":
+    while (line := await read_line(final, within=120)) != "finished":
         assert line.startswith(("recovered", "placed"))
     await final.wait()
     assert final.returncode == 0
