@@ -6,6 +6,7 @@ Opt-in with ``ResilienceConfiguration.shared_state_url`` (environment
 See ``docs/scaling.md``.
 """
 
+from ._breaker import SharedBreaker
 from ._budget import SharedBudget
 from ._config import BudgetWindow, SharedBudgetConfig
 from ._journal import Intent, JournalUnavailableError, RedisJournal, SqliteJournal, open_journal
@@ -23,6 +24,7 @@ __all__ = [
     "RedisJournal",
     "RedisLink",
     "Script",
+    "SharedBreaker",
     "SharedBudget",
     "SharedBudgetConfig",
     "SqliteJournal",

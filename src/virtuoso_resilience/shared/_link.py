@@ -13,7 +13,7 @@ re-subscribe, breakers re-read the shared state).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import redis.asyncio as aioredis
@@ -58,7 +58,7 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     async def __call__(
-        self, client: aioredis.Redis, keys: list[str], args: list[str | int | float]
+        self, client: aioredis.Redis, keys: list[str], args: Sequence[str | int | float]
     ) -> Any:
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
