@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis_server import RedisServer
 
+from virtuoso_resilience import ServiceStatus
 from virtuoso_resilience.errors import ConfigurationError
 from virtuoso_resilience.shared import (
     BudgetWindow,
     RedisLink,
     SharedBudget,
     SharedBudgetConfig,
+    SharedStateHealthCheck,
     redact_url,
 )
 
@@ -236,4 +238,21 @@ async def test_the_password_never_shows(tmp_path: object) -> None:
     shown = " ".join([repr(link), str(link.snapshot()), repr(budget), str(budget.snapshot())])
     assert "s3cr3t" not in shown and "127.0.0.1:1" in shown
     assert redact_url(url) == "redis://***@127.0.0.1:1/0"
+    await link.close()
+
+
+async def test_health_is_degraded_while_redis_is_down(redis_server: RedisServer) -> None:
+    link = RedisLink(redis_server.url, timeout=0.1, rejoin_interval=0.05)
+    check = SharedStateHealthCheck(link)
+    assert (await check.check()).status is ServiceStatus.HEALTHY
+    redis_server.kill()
+    result = await check.check()
+    assert result.status is ServiceStatus.DEGRADED and result.details["up"] is False
+    redis_server.start()
+    async def later() -> None:
+        await asyncio.sleep(0.02)
+        await check.check()
+
+    await until(lambda: link.up, later)
+    assert (await check.check()).status is ServiceStatus.HEALTHY
     await link.close()

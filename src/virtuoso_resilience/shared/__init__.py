@@ -9,6 +9,7 @@ See ``docs/scaling.md``.
 from ._breaker import SharedBreaker
 from ._budget import SharedBudget
 from ._config import BudgetWindow, SharedBudgetConfig
+from ._health import SharedStateHealthCheck
 from ._journal import Intent, JournalUnavailableError, RedisJournal, SqliteJournal, open_journal
 from ._link import DOWN, Down, RedisLink, Script
 from ._url import JOURNAL_SCHEMES, SHARED_SCHEMES, check_url, redact_url
@@ -27,6 +28,7 @@ __all__ = [
     "SharedBreaker",
     "SharedBudget",
     "SharedBudgetConfig",
+    "SharedStateHealthCheck",
     "SqliteJournal",
     "check_url",
     "open_journal",
