@@ -249,6 +249,7 @@ async def test_health_is_degraded_while_redis_is_down(redis_server: RedisServer)
     result = await check.check()
     assert result.status is ServiceStatus.DEGRADED and result.details["up"] is False
     redis_server.start()
+
     async def later() -> None:
         await asyncio.sleep(0.02)
         await check.check()
