@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import ccxt.async_support as ccxt
 import pytest
 from redis_server import RedisServer
 
 from virtuoso_resilience import CircuitBreaker, CircuitOpenError, CircuitState
+from virtuoso_resilience.exchange import ResilientExchange, create_bybit_resilient_config
 from virtuoso_resilience.shared import RedisLink, SharedBreaker
+from virtuoso_resilience.simulator import Simulator
+
+TICKERS = "/v5/market/tickers"
 
 Make = Callable[..., SharedBreaker]
 
@@ -153,3 +158,44 @@ async def test_redis_down_the_local_breaker_decides(make: Make, redis_server: Re
         await a.call_async(ok)
     assert await b.call_async(ok) == "ok"  # b is not told: no shared state without Redis
     assert b.snapshot()["shared_state"] == "closed"
+
+
+async def test_an_exchange_outage_seen_by_one_adapter_stops_the_others(
+    redis_server: RedisServer, quiet_sim: Simulator
+) -> None:
+    """Two processes' adapters (one link each) share the market-data breaker."""
+    sim = quiet_sim
+    made = []
+    for _ in range(2):
+        raw = ccxt.bybit({**sim.ccxt_config(), "rateLimit": 1})
+        raw.timeout_on_exit = 0
+        config = create_bybit_resilient_config()
+        config.market_data.failure_threshold = 2
+        config.market_data.max_attempts = 1
+        adapter = ResilientExchange(raw, config)
+        await adapter.load_markets()
+        link = RedisLink(redis_server.url, timeout=0.1)
+        shared = SharedBreaker(link, adapter.breaker("market_data"), poll_interval=0.05)
+        shared.start()
+        adapter.share_breaker("market_data", shared.call_async)
+        made.append((adapter, shared, link))
+    (a, a_shared, _), (b, b_shared, _) = made
+    await asyncio.sleep(0.05)
+    try:
+        assert (await b.fetch_ticker("BTC/USDT"))["symbol"] == "BTC/USDT"
+        with sim.faults.add(f"http@{TICKERS}=503"):
+            for _ in range(2):
+                with pytest.raises(ccxt.ExchangeNotAvailable):
+                    await a.fetch_ticker("BTC/USDT")
+            await until(lambda: b_shared.state == "open")
+            sent = sim.request_count(TICKERS)
+            with pytest.raises(CircuitOpenError):
+                await b.fetch_ticker("ETH/USDT")  # never fetched: no stale copy to serve
+            assert sim.request_count(TICKERS) == sent  # b sent nothing
+        assert b.breaker("market_data").state is CircuitState.CLOSED  # counted nothing itself
+        assert a_shared.snapshot()["shared_state"] == "open"
+    finally:
+        for adapter, shared, link in made:
+            await shared.close()
+            await link.close()
+            await adapter.close()

@@ -79,7 +79,7 @@ class _Refused:
 class _Group:
     """One method group's policies."""
 
-    __slots__ = ("__weakref__", "breaker", "bulkhead", "config", "group")
+    __slots__ = ("__weakref__", "breaker", "bulkhead", "config", "group", "guard")
 
     def __init__(
         self,
@@ -106,6 +106,9 @@ class _Group:
         self.bulkhead = Bulkhead(
             name, max_concurrent=config.max_concurrent, max_waiting=config.max_waiting
         )
+        # What runs an attempt under the breaker: the breaker itself, or a
+        # shared breaker state wrapped around it (ResilientExchange.share_breaker).
+        self.guard: Callable[..., Awaitable[Any]] = self.breaker.call_async
         config.subscribe(self._changed)
 
     # GroupConfig field -> (policy attribute, that policy's config field)
@@ -258,6 +261,15 @@ class ResilientExchange(Generic[E]):
     def breaker(self, group: MethodGroup | str) -> CircuitBreaker:
         """The circuit breaker of ``group``."""
         return self._group(MethodGroup(group)).breaker
+
+    def share_breaker(
+        self, group: MethodGroup | str, guard: Callable[..., Awaitable[Any]] | None
+    ) -> None:
+        """Run ``group``'s attempts through ``guard`` (e.g. ``SharedBreaker(link,
+        adapter.breaker(group)).call_async``) instead of the breaker alone;
+        ``None`` goes back to the local breaker."""
+        target = self._group(MethodGroup(group))
+        target.guard = target.breaker.call_async if guard is None else guard
 
     def bulkhead(self, group: MethodGroup | str) -> Bulkhead:
         """The bulkhead of ``group``."""
@@ -424,7 +436,7 @@ class ResilientExchange(Generic[E]):
                 # Bulkhead outside the breaker: a call that waited for a slot
                 # meets the breaker as it is then (open after an outage began).
                 result = await group.bulkhead.call_async(
-                    group.breaker.call_async, self._attempt, group, spec, method, args, kwargs
+                    group.guard, self._attempt, group, spec, method, args, kwargs
                 )
             except Exception as exc:
                 error: Exception = exc
