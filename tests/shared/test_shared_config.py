@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from virtuoso_resilience.config import ResilienceConfiguration
 from virtuoso_resilience.errors import ConfigurationError
+from virtuoso_resilience.shared import RedisJournal, SqliteJournal, open_shared_state
 
 SECRET = "s3cr3t-Pw"
 
@@ -67,3 +70,15 @@ def test_assignment_is_validated_and_masked() -> None:
     assert SECRET not in repr(config)
     config.order_journal_url = "redis://127.0.0.1:6390/1"  # type: ignore[assignment]
     assert config.journal_url() == "redis://127.0.0.1:6390/1"
+
+
+async def test_open_shared_state_follows_the_two_settings(tmp_path: Path) -> None:
+    off = open_shared_state(ResilienceConfiguration(order_journal_url=f"sqlite:///{tmp_path}/j.db"))
+    assert off.link is None and isinstance(off.journal, SqliteJournal)
+    assert off.journal.path == f"{tmp_path}/j.db"
+    await off.close()
+    url = f"redis://:{SECRET}@127.0.0.1:1/0"
+    on = open_shared_state(ResilienceConfiguration(shared_state_url=url, order_journal_url=url))
+    assert on.link is not None and isinstance(on.journal, RedisJournal)
+    assert SECRET not in repr(on)
+    await on.close()

@@ -12,6 +12,7 @@ from ._config import BudgetWindow, SharedBudgetConfig
 from ._health import SharedStateHealthCheck
 from ._journal import Intent, JournalUnavailableError, RedisJournal, SqliteJournal, open_journal
 from ._link import DOWN, Down, RedisLink, Script
+from ._open import SharedState, open_shared_state
 from ._url import JOURNAL_SCHEMES, SHARED_SCHEMES, check_url, redact_url
 
 __all__ = [
@@ -28,9 +29,11 @@ __all__ = [
     "SharedBreaker",
     "SharedBudget",
     "SharedBudgetConfig",
+    "SharedState",
     "SharedStateHealthCheck",
     "SqliteJournal",
     "check_url",
     "open_journal",
+    "open_shared_state",
     "redact_url",
 ]
