@@ -34,7 +34,7 @@ def client(spec: dict[str, Any]) -> Any:
 
 async def budget(spec: dict[str, Any]) -> None:
     adapter = ResilientExchange(client(spec), create_bybit_resilient_config())
-    link = RedisLink(spec["redis"], timeout=0.2, rejoin_interval=0.5)
+    link = RedisLink(spec["redis"], timeout=0.5, rejoin_interval=0.5)
     shared = SharedBudget(
         link,
         "bybit:acceptance",
