@@ -31,12 +31,15 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .. import RateLimiter
+from .. import RateLimiter, RateLimitTimeoutError
 from ..clock import MONOTONIC, Clock
 from ._config import BudgetWindow, SharedBudgetConfig
 from ._link import Down, RedisLink, Script
 
 __all__ = ["SharedBudget"]
+
+_LOCAL_STEP = 0.1
+"""Longest wait (seconds) in the local share's queue before looking at Redis again."""
 
 # KEYS: bucket hash, pause key. ARGV: want, need, n, then rate_i, capacity_i.
 # Returns {granted (string), wait_ms (int)}.
@@ -259,13 +262,19 @@ class SharedBudget:
         local = self._local
         if local is None:
             local = self._local = self._make_local()
-        self.local_grants += 1
         remaining = cost
         capacity = local.config.capacity
-        while remaining > capacity:
-            await local.acquire(capacity)
-            remaining -= capacity
-        await local.acquire(remaining)
+        # Never queue long on the local share: a caller still queued there when
+        # Redis is back would spend local tokens beside the shared ones.
+        try:
+            while remaining > capacity:
+                await local.acquire(capacity, max_wait=_LOCAL_STEP)
+                remaining -= capacity
+            await local.acquire(remaining, max_wait=_LOCAL_STEP)
+        except RateLimitTimeoutError:
+            await self._sleep(_LOCAL_STEP)
+            return False  # look again: Redis may be back
+        self.local_grants += 1
         return True
 
     def _make_local(self) -> RateLimiter:
