@@ -17,6 +17,7 @@ MODULES = [
     "bench_exchange",
     "bench_monitoring",
     "bench_scrape",
+    "bench_shared",
 ]
 
 

@@ -42,6 +42,8 @@ OPTIONAL_OFF: dict[str, Any] = {
     "default_rate_limit": None,
     "default_rate_limit_burst": None,
     "default_retry_max_elapsed": None,
+    "shared_state_url": None,
+    "order_journal_url": None,
 }
 
 # field -> (allowed range as worded in the error, bad values, good values)
@@ -84,6 +86,8 @@ FIELD_TYPES: dict[str, str] = {
     "default_rate_limit": "optional",
     "default_rate_limit_burst": "optional",
     "default_retry_max_elapsed": "optional",
+    "shared_state_url": "optional",
+    "order_journal_url": "optional",
 }
 
 

@@ -28,6 +28,7 @@ from virtuoso_resilience.errors import ConfigurationError
 # Values for fields that have no default, per class name.
 REQUIRED: dict[str, dict[str, Any]] = {
     "RateLimiterConfig": {"rate": 10.0, "capacity": 10.0},
+    "BudgetWindow": {"limit": 100.0, "seconds": 1.0},
 }
 
 

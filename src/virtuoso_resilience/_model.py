@@ -110,7 +110,10 @@ _SHOWN = 80
 def _is_secret(name: str, info: FieldInfo | None) -> bool:
     if info is not None and info.annotation is not None:
         annotation = info.annotation
-        if annotation is SecretStr or SecretStr in get_args(annotation):
+        if annotation is SecretStr or any(
+            arg is SecretStr or (get_origin(arg) is Annotated and get_args(arg)[0] is SecretStr)
+            for arg in get_args(annotation)
+        ):
             return True
     lowered = name.lower()
     return any(hint in lowered for hint in _SECRET_HINTS)

@@ -13,10 +13,11 @@ Durations are in seconds.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal, Self, get_args
 
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, TypeAdapter, ValidationError, model_validator
 
 from ._model import (
     MAX_SECONDS,
@@ -47,6 +48,52 @@ MIN_RATE: Final = 1 / MAX_SECONDS
 """The smallest ``default_rate_limit`` (calls per second): one call per ``MAX_SECONDS``."""
 MAX_BURST: Final = 1_000_000_000
 """The largest ``default_rate_limit_burst``."""
+
+
+SHARED_STATE_ENV: Final = "VIRTUOSO_SHARED_STATE_URL"
+"""The environment variable ``shared_state_url`` defaults to."""
+ORDER_JOURNAL_ENV: Final = "VIRTUOSO_ORDER_JOURNAL_URL"
+"""The environment variable ``order_journal_url`` defaults to."""
+DEFAULT_ORDER_JOURNAL_URL: Final = "sqlite:///virtuoso-orders.db"
+
+
+def _state_url(schemes: frozenset[str]) -> Callable[[SecretStr], SecretStr]:
+    def check(value: SecretStr) -> SecretStr:
+        from urllib.parse import urlsplit
+
+        url = value.get_secret_value()
+        try:
+            parts = urlsplit(url)
+            scheme, host, path = parts.scheme, parts.hostname, parts.path
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            raise ValueError("must be a valid URL") from None
+        allowed = ", ".join(f"{s}://" for s in sorted(schemes))
+        if scheme not in schemes:
+            raise ValueError(f"must be a URL whose scheme is one of {allowed} (got {scheme!r})")
+        if scheme in ("redis", "rediss") and not host:
+            raise ValueError("must name a host: redis://host:port/db")
+        if scheme == "sqlite" and not path.strip("/"):
+            raise ValueError("must name a file: sqlite:///path")
+        return value
+
+    return check
+
+
+_SHARED_URL = Annotated[
+    SecretStr, AfterValidator(_state_url(frozenset({"redis", "rediss", "unix"})))
+]
+_JOURNAL_URL = Annotated[
+    SecretStr, AfterValidator(_state_url(frozenset({"sqlite", "redis", "rediss", "unix"})))
+]
+
+
+def _env_url(name: str, default: str | None) -> Callable[[], SecretStr | None]:
+    def read() -> SecretStr | None:
+        value = os.environ.get(name, default)
+        return SecretStr(value) if value else None
+
+    return read
 
 
 class ResilienceConfiguration(ConfigModel):
@@ -106,6 +153,25 @@ class ResilienceConfiguration(ConfigModel):
     """Rate limit: calls allowed in a burst (needs ``default_rate_limit``)."""
     default_retry_max_elapsed: PositiveSeconds | None = None
     """Retry time budget: seconds after which no new attempt starts."""
+
+    # Scale-out (virtuoso_resilience.shared): URLs are secrets (they hold passwords)
+    shared_state_url: _SHARED_URL | None = Field(
+        default_factory=_env_url(SHARED_STATE_ENV, None), validate_default=True
+    )
+    """Redis shared by the processes of a bot (``redis://host:port/db``); None: all
+    state stays in-process. Default: ``$VIRTUOSO_SHARED_STATE_URL``."""
+    order_journal_url: _JOURNAL_URL | None = Field(
+        default_factory=_env_url(ORDER_JOURNAL_ENV, None), validate_default=True
+    )
+    """Where order intents are written before they are sent: ``sqlite:///path``
+    or ``redis://...``; None: ``sqlite:///virtuoso-orders.db`` (see
+    :meth:`journal_url`). Default: ``$VIRTUOSO_ORDER_JOURNAL_URL``."""
+
+    def journal_url(self) -> str:
+        """The order journal's URL in effect (a secret: show it with
+        ``virtuoso_resilience.shared.redact_url``)."""
+        url = self.order_journal_url
+        return DEFAULT_ORDER_JOURNAL_URL if url is None else url.get_secret_value()
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> Self:

@@ -178,3 +178,16 @@ def test_config_errors_name_the_field_value_and_rule() -> None:
     assert config.ticker_max_staleness == 5.0  # the old value stays
     with pytest.raises(ConfigurationError, match="no_such_field"):
         ExchangeResilienceConfig(no_such_field=1)
+
+
+async def test_fetch_balance_first_call_on_a_fresh_client(bybit_sim: Simulator) -> None:
+    # The first fetch_balance makes several requests; learning a new endpoint
+    # budget while the others were being acquired changed the set being walked
+    # ("Set changed size during iteration").
+    bybit = ccxt.bybit(bybit_sim.ccxt_config())
+    bybit.timeout_on_exit = 0
+    resilient = create_resilient_exchange(bybit, create_bybit_resilient_config())
+    async with ResilientExchange.of(resilient):
+        first = await resilient.fetch_balance()
+        again = await resilient.fetch_balance()
+    assert first["USDT"]["total"] == again["USDT"]["total"] == 100_000.0

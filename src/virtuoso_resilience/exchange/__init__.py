@@ -19,8 +19,8 @@ from ._errors import (
     MaintenanceError,
     OrderStatusUnknownError,
 )
-from ._limits import AccountLimiter
-from ._orders import OrderState, PendingOrder
+from ._limits import AccountLimiter, SharedLimit
+from ._orders import JournalEntry, OrderJournal, OrderState, PendingOrder
 from ._stale import StaleDict, StaleList
 
 __all__ = [
@@ -30,12 +30,15 @@ __all__ = [
     "ExchangeResilienceConfig",
     "GroupConfig",
     "InvalidClientOrderIdError",
+    "JournalEntry",
     "MaintenanceError",
     "MethodGroup",
+    "OrderJournal",
     "OrderState",
     "OrderStatusUnknownError",
     "PendingOrder",
     "ResilientExchange",
+    "SharedLimit",
     "StaleDict",
     "StaleList",
     "codec_for",

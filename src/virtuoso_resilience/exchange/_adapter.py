@@ -23,7 +23,7 @@ from ._errors import ExchangeBannedError, MaintenanceError
 from ._groups import MethodSpec, spec_for
 from ._limits import AccountLimiter, CallState, current_call
 from ._maintenance import MaintenanceGuard
-from ._orders import OrderTracker, PendingOrder
+from ._orders import OrderJournal, OrderTracker, PendingOrder
 from ._session import ObservingSession
 from ._stale import StaleCache
 
@@ -67,7 +67,7 @@ class _Refused:
 class _Group:
     """One method group's policies."""
 
-    __slots__ = ("__weakref__", "breaker", "bulkhead", "config", "group")
+    __slots__ = ("__weakref__", "breaker", "bulkhead", "config", "group", "guard")
 
     def __init__(
         self,
@@ -94,6 +94,9 @@ class _Group:
         self.bulkhead = Bulkhead(
             name, max_concurrent=config.max_concurrent, max_waiting=config.max_waiting
         )
+        # What runs an attempt under the breaker: the breaker itself, or a
+        # shared breaker state wrapped around it (ResilientExchange.share_breaker).
+        self.guard: Callable[..., Awaitable[Any]] = self.breaker.call_async
         config.subscribe(self._changed)
 
     # GroupConfig field -> (policy attribute, that policy's config field)
@@ -247,6 +250,15 @@ class ResilientExchange(Generic[E]):
     def breaker(self, group: MethodGroup | str) -> CircuitBreaker:
         """The circuit breaker of ``group``."""
         return self._group(MethodGroup(group)).breaker
+
+    def share_breaker(
+        self, group: MethodGroup | str, guard: Callable[..., Awaitable[Any]] | None
+    ) -> None:
+        """Run ``group``'s attempts through ``guard`` (e.g. ``SharedBreaker(link,
+        adapter.breaker(group)).call_async``) instead of the breaker alone;
+        ``None`` goes back to the local breaker."""
+        target = self._group(MethodGroup(group))
+        target.guard = target.breaker.call_async if guard is None else guard
 
     def bulkhead(self, group: MethodGroup | str) -> Bulkhead:
         """The bulkhead of ``group``."""
@@ -417,7 +429,7 @@ class ResilientExchange(Generic[E]):
                 # Bulkhead outside the breaker: a call that waited for a slot
                 # meets the breaker as it is then (open after an outage began).
                 result = await group.bulkhead.call_async(
-                    group.breaker.call_async, self._attempt, group, spec, method, args, kwargs
+                    group.guard, self._attempt, group, spec, method, args, kwargs
                 )
             except Exception as exc:
                 error: Exception = exc
@@ -497,6 +509,25 @@ class ResilientExchange(Generic[E]):
         attempt means the order is gone, ``CancelPending`` means re-query."""
         orders: OrderTracker = self.__dict__["_orders"]
         return await orders.cancel(id, symbol, params or {})
+
+    async def use_journal(self, journal: OrderJournal | None) -> dict[str, Any]:
+        """Write every order intent to ``journal`` before it is sent, and first
+        reconcile the intents it still holds unsettled (a process killed
+        between send and answer): each is looked up by client order id and
+        sent (same id) only if the exchange does not have it. Await it before
+        placing new orders. Returns ``{client_order_id: order or exception}``;
+        an intent whose fate is still unknown stays unsettled for next time."""
+        orders: OrderTracker = self.__dict__["_orders"]
+        orders.journal = journal
+        if journal is None:
+            return {}
+        results: dict[str, Any] = {}
+        for entry in await journal.unsettled():
+            try:
+                results[entry.client_order_id] = await orders.recover(entry)
+            except Exception as exc:
+                results[entry.client_order_id] = exc
+        return results
 
     def pending_orders(self) -> list[PendingOrder]:
         """Orders whose fate is not known yet (being placed, or unknown)."""

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -26,7 +26,18 @@ from ..clock import Clock
 from ..policies import RateLimiter
 from ._errors import ExchangeBannedError
 
-__all__ = ["AccountLimiter", "CallState", "current_call"]
+__all__ = ["AccountLimiter", "CallState", "SharedLimit", "current_call"]
+
+
+class SharedLimit(Protocol):
+    """A budget shared with other processes (``virtuoso_resilience.shared.SharedBudget``),
+    plugged in with :meth:`AccountLimiter.use_shared`."""
+
+    async def acquire(self, cost: float) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def correct(self, index: int, remaining: float) -> None: ...
 
 
 class CallState:
@@ -130,6 +141,13 @@ class AccountLimiter:
         self.learned = 0
         self.used_weight: float | None = None
         self.order_counts: dict[str, float] = {}
+        self.shared: SharedLimit | None = None
+
+    def use_shared(self, shared: SharedLimit | None) -> None:
+        """Take every request's cost from ``shared`` too (before the local
+        buckets); rejections and bans pause it, weight headers correct its
+        window 0. ``None`` unplugs it."""
+        self.shared = shared
 
     # ------------------------------------------------------------- ccxt side
     async def acquire(self, cost: float | None = None) -> None:
@@ -146,6 +164,9 @@ class AccountLimiter:
             cost = float(cost)
             if not 0 < cost < math.inf:
                 cost = 1.0
+        shared = self.shared
+        if shared is not None:
+            await shared.acquire(cost)
         account = self.account
         if cost > self._capacity:
             capacity = account.config.capacity
@@ -169,7 +190,7 @@ class AccountLimiter:
             paths = self._method_paths.get(state.method)
             if paths is None:
                 return
-        for path in paths:
+        for path in tuple(paths):  # an await below may teach this method a new path
             limiter = self.endpoints.get(path)
             if limiter is not None:
                 await limiter.acquire()
@@ -262,6 +283,8 @@ class AccountLimiter:
         self.account.update_from_headers(
             limit=int(self._weight_limit), remaining=int(tokens), reset_in=reset_in
         )
+        if self.shared is not None:
+            self.shared.correct(0, tokens)
 
     # ------------------------------------------------------------ rejections
     def drain(self, retry_after: float | None) -> float:
@@ -273,6 +296,8 @@ class AccountLimiter:
             wait = min(max(retry_after, 0.0), self._max_ban) + 0.0
         self.drains += 1
         self.account.pause_for(wait)
+        if self.shared is not None:
+            self.shared.pause(wait)
         self._decrease()
         return wait
 
@@ -314,6 +339,8 @@ class AccountLimiter:
             if self.ban_remaining() == 0.0:
                 self.bans += 1  # a new ban (the answer and its classification both report it)
             self.banned_until = until
+            if self.shared is not None:
+                self.shared.pause(wait)
 
     def ban_remaining(self) -> float:
         """Seconds left of a ban (0 when none)."""

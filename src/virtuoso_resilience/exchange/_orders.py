@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..classify import OutcomeKind, Signal
 from ..clock import Clock
@@ -27,7 +30,50 @@ from ._errors import OrderStatusUnknownError
 from ._groups import MethodSpec
 from ._protocol import AdapterLike
 
-__all__ = ["OrderState", "OrderTracker", "PendingOrder"]
+__all__ = ["JournalEntry", "OrderJournal", "OrderState", "OrderTracker", "PendingOrder"]
+
+log = logging.getLogger("virtuoso_resilience.exchange.orders")
+
+
+class JournalEntry(Protocol):
+    """An unsettled intent as a journal returns it."""
+
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def amount(self) -> float: ...
+    @property
+    def price(self) -> float | None: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+
+class OrderJournal(Protocol):
+    """Where order intents are written before they are sent
+    (``virtuoso_resilience.shared.SqliteJournal`` / ``RedisJournal``)."""
+
+    async def intend(
+        self,
+        client_order_id: str,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None,
+        params: dict[str, Any],
+        at: float,
+    ) -> None: ...
+
+    async def settle(self, client_order_id: str, outcome: str) -> None: ...
+
+    async def unsettled(self) -> Sequence[JournalEntry]: ...
+
 
 _CREATE = MethodSpec("create_order", MethodGroup.ORDERS, True)
 _CANCEL = MethodSpec("cancel_order", MethodGroup.ORDERS, True)
@@ -92,6 +138,32 @@ class OrderTracker:
         self.lookups = 0
         self.reconciled = 0
         self.duplicates = 0
+        self.journal: OrderJournal | None = None
+
+    async def _settle(self, cid: str, outcome: str) -> None:
+        """Mark ``cid`` settled; a failure is logged (the order stays unsettled
+        and the next start-up reconciles it: safe, never a duplicate)."""
+        journal = self.journal
+        if journal is None:
+            return
+        try:
+            await journal.settle(cid, outcome)
+        except Exception as exc:
+            log.warning("order journal: could not settle an order (%s)", type(exc).__name__)
+
+    async def recover(self, entry: JournalEntry) -> Any:
+        """Reconcile one unsettled intent by its client order id: the order if
+        the exchange has it, else it is sent now (same id)."""
+        cid = entry.client_order_id
+        if cid not in self._pending:
+            self._pending[cid] = _Entry(
+                (entry.symbol, entry.type, entry.side, entry.amount, entry.price),
+                self._clock.now(),
+            )
+        params = {**entry.params, "clientOrderId": cid}
+        return await self.create(
+            entry.symbol, entry.type, entry.side, entry.amount, entry.price, params
+        )
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +204,15 @@ class OrderTracker:
                 self._pending[cid] = entry
                 reconcile = True
             entry.state = OrderState.SENDING
+            journal = self.journal
+            if journal is not None and not reconcile:
+                try:  # durably, before anything is sent; a failure sends nothing
+                    await journal.intend(
+                        cid, symbol, type, side, amount, price, _plain(send_params), time.time()
+                    )
+                except BaseException:
+                    self._pending.pop(cid, None)
+                    raise
             try:
                 result = await self._place(
                     cid, entry, symbol, type, side, amount, price, send_params, reconcile
@@ -145,7 +226,8 @@ class OrderTracker:
                 entry.reason = "cancelled by the caller"
                 raise
             except Exception:
-                self._pending.pop(cid, None)  # refused: nothing was booked
+                self._pending.pop(cid, None)
+                await self._settle(cid, "refused")  # not ambiguous: nothing was booked
                 raise
             except BaseException as exc:
                 # Not an Exception (a framework's cancellation, a hostile callee):
@@ -154,6 +236,7 @@ class OrderTracker:
                 entry.reason = f"interrupted by {type_name(exc)}"
                 raise
             self._pending.pop(cid, None)
+            await self._settle(cid, "placed")
             return result
 
     async def _place(
@@ -283,6 +366,15 @@ class OrderTracker:
             return await adapter._invoke(_LOOKUP, raw.fetch_order, (id, symbol, params), {})
         except Exception:
             raise cause from None
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """The params to journal: JSON-ready values only, without the client id."""
+    return {
+        str(k): v
+        for k, v in params.items()
+        if k != "clientOrderId" and (v is None or isinstance(v, str | int | float | bool))
+    }
 
 
 def type_name(exc: BaseException) -> str:
