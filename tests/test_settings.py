@@ -15,6 +15,7 @@ from virtuoso_resilience import (
     ServiceSettings,
     create_development_resilience_config,
     create_production_resilience_config,
+    load_configuration,
     load_settings,
 )
 
@@ -124,14 +125,14 @@ def test_preset_from_environment_and_argument(monkeypatch: pytest.MonkeyPatch) -
 def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _toml(tmp_path, "default_health_check_interval = 15.0\n")
     monkeypatch.setenv("VIRTUOSO_CONFIG_FILE", str(path))
-    assert ResilienceConfiguration.load().default_health_check_interval == 15.0
+    assert load_configuration().default_health_check_interval == 15.0
 
 
 def test_configuration_load_is_the_resilience_part(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIRTUOSO_DEFAULT_MAX_DELAY", "45")
-    config = ResilienceConfiguration.load(default_base_delay=2.0)
+    config = load_configuration(default_base_delay=2.0)
     assert (config.default_base_delay, config.default_max_delay) == (2.0, 45.0)
-    assert ResilienceConfiguration.load(preset="development").default_failure_threshold == 8
+    assert load_configuration(preset="development").default_failure_threshold == 8
 
 
 def test_existing_construction_unchanged() -> None:

@@ -4,7 +4,7 @@ The public API is what ``__all__`` lists; everything in underscore modules is
 private.
 """
 
-from ._settings import ResilienceSettings, ServiceSettings, load_settings
+from ._settings import ResilienceSettings, ServiceSettings, load_configuration, load_settings
 from ._version import __version__
 from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
 from .clock import MONOTONIC, Clock, FakeClock, MonotonicClock
@@ -155,6 +155,7 @@ __all__ = [
     "get_circuit_breaker",
     "get_connection_pool",
     "get_health_service",
+    "load_configuration",
     "load_settings",
     "retry",
     "set_default_registry",

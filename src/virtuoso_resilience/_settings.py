@@ -47,6 +47,7 @@ __all__ = [
     "ResilienceSettings",
     "ServiceSettings",
     "Source",
+    "load_configuration",
     "load_settings",
 ]
 
@@ -323,6 +324,20 @@ def load_settings(
     if _log.isEnabledFor(logging.DEBUG):
         _log.debug("settings loaded:\n  %s", "\n  ".join(settings.describe()))
     return settings
+
+
+def load_configuration(
+    toml_file: str | os.PathLike[str] | None = None,
+    *,
+    preset: PresetName | None = None,
+    **overrides: Any,
+) -> ResilienceConfiguration:
+    """The :class:`ResilienceConfiguration` part of :func:`load_settings` (same precedence).
+
+    The service fields (Bybit keys, cache hosts, webhook) are validated too;
+    use :func:`load_settings` to get them.
+    """
+    return load_settings(toml_file, preset=preset, **overrides).resilience
 
 
 def _where(error: FieldError, sources: Mapping[str, Source]) -> FieldError:

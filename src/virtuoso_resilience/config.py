@@ -13,7 +13,6 @@ Durations are in seconds.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Final, Literal, Self, get_args
 
@@ -191,27 +190,6 @@ class ResilienceConfiguration(ConfigModel):
                 ]
             )
         return factory()
-
-    @classmethod
-    def load(
-        cls,
-        toml_file: str | os.PathLike[str] | None = None,
-        *,
-        preset: PresetName | None = None,
-        **overrides: Any,
-    ) -> ResilienceConfiguration:
-        """The configuration from arguments > environment > TOML file > preset.
-
-        ``VIRTUOSO_<FIELD>`` variables (``VIRTUOSO_DEFAULT_FAILURE_THRESHOLD=8``,
-        ``VIRTUOSO_PRESET=development``) and the flat TOML table
-        ``toml_file`` (default ``$VIRTUOSO_CONFIG_FILE``); every bad value of
-        every source is reported in one :class:`ConfigurationError`. The
-        service settings (Bybit keys, cache hosts, webhook) come with
-        :func:`virtuoso_resilience.load_settings`, which this calls.
-        """
-        from ._settings import load_settings
-
-        return load_settings(toml_file, preset=preset, **overrides).resilience
 
     def to_dict(self) -> dict[str, Any]:
         """Every field and its value, as plain Python data."""
