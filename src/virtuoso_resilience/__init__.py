@@ -6,7 +6,15 @@ private.
 
 from ._settings import ResilienceSettings, ServiceSettings, load_configuration, load_settings
 from ._version import __version__
-from .classify import DEFAULT_CLASSIFIER, Classifier, Outcome, OutcomeKind
+from .classify import (
+    DEFAULT_CLASSIFIER,
+    Classifier,
+    ClassifierConfig,
+    Outcome,
+    OutcomeKind,
+    Signal,
+    attach_response,
+)
 from .clock import MONOTONIC, Clock, FakeClock, MonotonicClock
 from .config import (
     ResilienceConfiguration,
@@ -32,6 +40,7 @@ from .health import (
     HealthCheck,
     HealthCheckConfig,
     HealthService,
+    InvalidCheckResult,
     ServiceStatus,
     SimpleHealthCheck,
 )
@@ -100,6 +109,7 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "Classifier",
+    "ClassifierConfig",
     "Clock",
     "ConfigurationError",
     "ConnectionPool",
@@ -115,6 +125,7 @@ __all__ = [
     "HealthCheck",
     "HealthCheckConfig",
     "HealthService",
+    "InvalidCheckResult",
     "JitterMode",
     "MonotonicClock",
     "Outcome",
@@ -140,6 +151,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceSettings",
     "ServiceStatus",
+    "Signal",
     "SimpleHealthCheck",
     "SlidingWindowType",
     "StateChangeEvent",
@@ -147,6 +159,7 @@ __all__ = [
     "TimeoutEvent",
     "TimeoutPolicy",
     "__version__",
+    "attach_response",
     "circuit_breaker",
     "create_default_resilience_config",
     "create_development_resilience_config",

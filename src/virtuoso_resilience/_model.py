@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
 
 import annotated_types
@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from .errors import ConfigurationError, FieldError
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_SECONDS",
     "ConfigModel",
     "Count",
@@ -46,6 +47,9 @@ __all__ = [
 
 MAX_SECONDS: float = 1e9
 """The longest duration any configuration accepts (about 31.7 years)."""
+MAX_COUNT: int = 10**9
+"""The largest count any configuration accepts: a 5,000-digit int would pass
+``ge=1`` and then break every snapshot (``json.dumps`` refuses to print it)."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """Any finite number."""
@@ -63,10 +67,10 @@ PositiveRatio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 """A fraction above 0, up to 1."""
 Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 """A percentage above 0, up to 100."""
-Count = Annotated[int, Field(ge=1)]
-"""A whole number >= 1."""
-NonNegativeCount = Annotated[int, Field(ge=0)]
-"""A whole number >= 0."""
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+"""A whole number from 1 to MAX_COUNT."""
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+"""A whole number from 0 to MAX_COUNT."""
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
@@ -176,6 +180,8 @@ def _to_configuration_error(
         value = data.get(name, item.get("input"))
         if _is_secret(name, info):
             value = _MASK
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+            value = f"<int of {value.bit_length()} bits>"  # repr() of 5,000 digits raises
         elif isinstance(value, str | bytes) and len(value) > _SHOWN:
             value = value[:_SHOWN] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
         if info is None and item.get("type") == "extra_forbidden":
@@ -287,31 +293,40 @@ class ConfigModel(BaseModel):
             ref = _Strong(observer)
         self._observers.append(ref)
 
-    def check_same(self, wanted: ConfigModel, *, owner: str, via: str) -> None:
-        """Refuse ``wanted`` unless it equals this configuration (``name`` aside).
+    def check_same(
+        self,
+        wanted: ConfigModel,
+        *,
+        owner: str,
+        via: str,
+        fields: Iterable[str] | None = None,
+    ) -> None:
+        """Refuse ``wanted`` where it differs from this configuration.
 
         What a registry asks when a component that already exists is asked
-        for again with settings: a :class:`ConfigurationError` naming every
-        differing field, the value wanted (secrets masked) and the value in
-        force, e.g. ``breaker 'bybit' already exists with timeout=60.0;
-        change it through breaker.config instead`` (``owner`` and ``via``
-        fill in the words). The one implementation of that check.
+        for again with settings. Compares ``fields`` (default: the fields set
+        explicitly on ``wanted``, ``name`` aside) and raises one
+        :class:`ConfigurationError` naming every differing field, the value
+        wanted (secrets masked) and the value in force, e.g. ``breaker 'bybit'
+        already exists with timeout=60.0; change it through breaker.config
+        instead`` (``owner`` and ``via`` fill in the words). The one
+        implementation of that check.
         """
-        fields = type(self).model_fields
-        current = self.model_dump(exclude={"name"})
-        asked = wanted.model_dump(exclude={"name"})
+        known = type(self).model_fields
+        names = wanted.model_fields_set - {"name"} if fields is None else set(fields)
         errors = []
-        for key, value in asked.items():
-            if value == current.get(key, _MISSING):
+        for key in sorted(names):
+            value, current = getattr(wanted, key), getattr(self, key, _MISSING)
+            if value == current:
                 continue
-            secret = _is_secret(key, fields.get(key))
+            secret = _is_secret(key, known.get(key))
             errors.append(
                 FieldError(
                     type(self).__name__,
                     key,
                     _MASK if secret else value,
                     f"{owner} already exists with "
-                    f"{key}={_MASK if secret else repr(current.get(key))}; "
+                    f"{key}={_MASK if secret else repr(current)}; "
                     f"change it through {via} instead",
                 )
             )

@@ -13,7 +13,7 @@ Durations are in seconds.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal, Self, get_args
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
@@ -33,7 +33,6 @@ from .errors import ConfigurationError, FieldError
 __all__ = [
     "PresetName",
     "ResilienceConfiguration",
-    "check_same_settings",
     "create_default_resilience_config",
     "create_development_resilience_config",
     "create_production_resilience_config",
@@ -194,39 +193,6 @@ class ResilienceConfiguration(ConfigModel):
     def to_dict(self) -> dict[str, Any]:
         """Every field and its value, as plain Python data."""
         return self.model_dump()
-
-
-def check_same_settings(
-    existing: ConfigModel,
-    wanted: ConfigModel,
-    *,
-    owner: str,
-    how: str,
-    fields: Iterable[str] | None = None,
-) -> None:
-    """Refuse settings that differ from those of a component that already exists.
-
-    Compares ``fields`` (default: the fields set explicitly on ``wanted``,
-    except ``name``) and raises one
-    :class:`~virtuoso_resilience.errors.ConfigurationError` naming each
-    differing field, its current and its wanted value. ``owner`` names the
-    component (``"circuit breaker 'bybit'"``), ``how`` where to change it
-    (``"breaker.config"``).
-    """
-    names = wanted.model_fields_set - {"name"} if fields is None else fields
-    errors = [
-        FieldError(
-            type(wanted).__name__,
-            key,
-            getattr(wanted, key),
-            f"{owner} already exists with {key}={getattr(existing, key)!r}; "
-            f"change it through {how} instead",
-        )
-        for key in sorted(names)
-        if getattr(wanted, key) != getattr(existing, key)
-    ]
-    if errors:
-        raise ConfigurationError(errors)
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast, overload, run
 from ._model import ConfigModel
 from .classify import DEFAULT_CLASSIFIER, Classifier
 from .clock import MONOTONIC, Clock
-from .config import ResilienceConfiguration, check_same_settings
+from .config import ResilienceConfiguration
 from .errors import ConfigurationError, FieldError
 from .health import (
     CircuitBreakerHealthCheck,
@@ -38,12 +38,19 @@ from .health import (
     HealthCheckConfig,
     HealthService,
 )
-from .policies.bulkhead import Bulkhead, BulkheadConfig
-from .policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
-from .policies.pipeline import ResiliencePipeline
-from .policies.rate_limit import RateLimiter, RateLimiterConfig
-from .policies.retry import RetryConfig, RetryPolicy
-from .policies.timeout import TimeoutConfig, TimeoutPolicy
+from .policies import (
+    Bulkhead,
+    BulkheadConfig,
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    RateLimiter,
+    RateLimiterConfig,
+    ResiliencePipeline,
+    RetryConfig,
+    RetryPolicy,
+    TimeoutConfig,
+    TimeoutPolicy,
+)
 from .pools import ConnectionPool, ConnectionPoolManager, PoolConfig
 
 __all__ = [
@@ -291,16 +298,13 @@ class ResilienceRegistry:
         if existing is not None:
             breaker = cast("CircuitBreaker", existing)
             if config is not None and config is not breaker.config:
-                check_same_settings(
-                    breaker.config, config, owner=f"breaker {name!r}", how="breaker.config"
-                )
+                breaker.config.check_same(config, owner=f"breaker {name!r}", via="breaker.config")
             elif settings:
                 wanted = CircuitBreakerConfig(name=name, **{**self._breaker_defaults(), **settings})
-                check_same_settings(
-                    breaker.config,
+                breaker.config.check_same(
                     wanted,
                     owner=f"breaker {name!r}",
-                    how="breaker.config",
+                    via="breaker.config",
                     fields=settings,
                 )
             return breaker
@@ -328,7 +332,7 @@ class ResilienceRegistry:
         existing: Any = self._components.get(kind, {}).get(name)
         owner = f"{_LABELS.get(kind, kind)} {name!r}"
         if existing is not None and config is not None and config is not existing.config:
-            check_same_settings(existing.config, config, owner=owner, how="its config")
+            existing.config.check_same(config, owner=owner, via="its config")
         elif existing is not None and settings:
             # The existing settings, with the asked-for ones on top, validated.
             current = existing.config.model_dump(exclude={"name"})
@@ -336,9 +340,7 @@ class ResilienceRegistry:
                 current.pop("max_attempts", None)
             wanted = type(existing.config)(**{**current, **settings, "name": existing.config.name})
             fields = ["max_attempts" if k == "max_retries" else k for k in settings]
-            check_same_settings(
-                existing.config, wanted, owner=owner, how="its config", fields=fields
-            )
+            existing.config.check_same(wanted, owner=owner, via="its config", fields=fields)
         return existing
 
     def _policy_defaults(self, kind: str) -> dict[str, Any]:

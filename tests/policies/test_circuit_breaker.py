@@ -732,3 +732,35 @@ async def test_exit_of_a_block_entered_in_an_older_generation_keeps_the_permits(
     gate.set()
     assert await trial == "trial"
     assert cb.state is CircuitState.CLOSED
+
+
+async def test_async_with_records_are_dropped_when_the_blocks_end(clock: FakeClock) -> None:
+    cb = make(clock, failure_threshold=10_000)
+    gate = asyncio.Event()
+
+    async def block(fail: bool) -> None:
+        async with cb, cb:  # nested in the same task
+            await gate.wait()
+            if fail:
+                raise Boom("down")
+
+    tasks = [asyncio.create_task(block(i % 2 == 0)) for i in range(2000)]
+    await asyncio.sleep(0)
+    assert cb._entries is not None and len(cb._entries) == 2000
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(isinstance(r, Boom) for r in results) == 1000
+    assert cb._entries == {}  # nothing kept for finished blocks
+    snap = cb.snapshot()
+    assert (snap.calls, snap.failures, snap.successes) == (4000, 2000, 2000)
+
+
+async def test_blocks_never_left_do_not_grow_the_records_without_bound(clock: FakeClock) -> None:
+    cb = make(clock)
+
+    async def enter_only() -> None:
+        await cb.__aenter__()  # an abandoned block: its task ends inside it
+
+    for _ in range(3000):
+        await asyncio.create_task(enter_only())
+    assert cb._entries is not None and len(cb._entries) <= 1024

@@ -424,3 +424,28 @@ async def test_removing_the_last_listener_restores_the_lean_path(clock: FakeCloc
     assert bulkhead.add_listener(listener) is listener
     assert bulkhead.remove_listener(listener) is True
     assert bulkhead._events is NO_LISTENERS
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (RetryConfig, "max_attempts"),
+        (CircuitBreakerConfig, "failure_threshold"),
+        (CircuitBreakerConfig, "half_open_max_calls"),
+        (BulkheadConfig, "max_concurrent"),
+        (BulkheadConfig, "max_waiting"),
+    ],
+)
+def test_counts_are_bounded_so_snapshots_stay_json(config: Any, field: str) -> None:
+    for huge in (10**5000, 10**9 + 1):
+        with pytest.raises(ConfigurationError) as info:
+            config(**{field: huge})
+        assert info.value.fields == (field,)
+        assert len(str(info.value)) < 400
+    config(**{field: 10**9})  # the largest count accepted
+
+
+def test_the_shared_empty_hub_cannot_be_subscribed_to() -> None:
+    with pytest.raises(RuntimeError, match="shared"):
+        NO_LISTENERS.add(print)
+    assert not NO_LISTENERS

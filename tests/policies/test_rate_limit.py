@@ -960,3 +960,18 @@ def test_integers_beyond_any_float_are_refused_not_overflowed(clock: FakeClock) 
     with pytest.raises(ValueError, match="when"):
         limiter.pause_until(10**400)
     json.dumps(limiter.snapshot(), allow_nan=False)
+
+
+async def test_errors_for_huge_values_stay_short_and_printable(clock: FakeClock) -> None:
+    limiter = make(clock)
+    for call in (
+        lambda: limiter.pause_until(10**5000),
+        lambda: limiter.update_from_headers(limit="9" * 1_000_000, remaining=1, reset_in=1.0),
+        lambda: limiter.update_from_headers(limit=10, remaining=10**5000, reset_in=1.0),
+    ):
+        with pytest.raises((TypeError, ValueError)) as info:
+            call()
+        assert len(str(info.value)) < 300
+    with pytest.raises(ConfigurationError) as cost_info:
+        await limiter.acquire(10**5000)
+    assert "<int of 16610 bits>" in str(cost_info.value)

@@ -24,6 +24,7 @@ policies never keeps a dropped policy alive.
 from __future__ import annotations
 
 import asyncio
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -41,6 +42,7 @@ __all__ = [
     "SingleStreamPolicy",
     "check_name",
     "name_conflict",
+    "shown",
 ]
 
 C = TypeVar("C", bound=ConfigModel)
@@ -50,12 +52,34 @@ MAX_NAME_LENGTH = 200
 """The longest policy name accepted (names appear in logs, metrics and reprs)."""
 _NAME_RULE = f"must be 1 to {MAX_NAME_LENGTH} printable characters (no control characters)"
 
-NO_LISTENERS: Listeners[Any] = Listeners("no listeners")
+
+class _NoListeners(Listeners[Any]):
+    """The shared empty hub: it can never be subscribed to."""
+
+    __slots__ = ()
+
+    def add(self, listener: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        raise RuntimeError("NO_LISTENERS is shared: subscribe through the policy's add_listener")
+
+
+NO_LISTENERS: Listeners[Any] = _NoListeners("no listeners")
 """The hub of every stream nobody listens to: shared, always empty (false).
 A stream holds its own hub while it has listeners and this sentinel
 otherwise (:meth:`Policy._subscribe` / :meth:`Policy._unsubscribe` keep that
 true), so ``hub is not NO_LISTENERS`` means ``bool(hub)``. Saves a hub per
 stream per policy (10,000 breakers with no listeners allocate none)."""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` fit for an error message: short, and never raising.
+
+    A caller's bad value goes into the error that refuses it; a 1 MB string
+    or a 5,000-digit int (whose ``repr`` raises ``ValueError`` in CPython)
+    must not make that error huge or break it.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<int of {value.bit_length()} bits>"
+    return reprlib.repr(value)
 
 
 def check_name(model: str, name: object) -> str:

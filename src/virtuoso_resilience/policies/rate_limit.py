@@ -32,7 +32,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from .._model import MAX_SECONDS, ConfigModel, PositiveFloat
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError, RateLimitTimeoutError
-from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy
+from ._core import NO_LISTENERS, PolicyName, SingleStreamPolicy, shown
 from ._decorate import decorate
 
 __all__ = ["RateLimitEvent", "RateLimiter", "RateLimiterConfig"]
@@ -54,7 +54,7 @@ def _number(method: str, argument: str, value: object, allowed: str) -> float:
     a :class:`TypeError`/:class:`ValueError` naming the argument."""
     if type(value) is bool or not isinstance(value, _NUMBER):
         raise TypeError(
-            f"{method}({argument}={value!r}): {argument} must be a number "
+            f"{method}({argument}={shown(value)}): {argument} must be a number "
             f"({allowed}), not {type(value).__name__}"
         )
     try:
@@ -62,7 +62,7 @@ def _number(method: str, argument: str, value: object, allowed: str) -> float:
     except OverflowError:  # an int beyond any float: 10**400
         number = math.inf
     if not math.isfinite(number):
-        raise ValueError(f"{method}({argument}={value!r}): {argument} must be {allowed}")
+        raise ValueError(f"{method}({argument}={shown(value)}): {argument} must be {allowed}")
     return number
 
 
@@ -236,7 +236,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
         if type(cost) not in _NUMBER or not 0 < cost <= self._capacity:
             if type(cost) is bool or not isinstance(cost, _NUMBER):
                 raise TypeError(
-                    f"rate limiter {self.name!r}: acquire(cost={cost!r}): cost must be a "
+                    f"rate limiter {self.name!r}: acquire(cost={shown(cost)}): cost must be a "
                     f"number of tokens > 0 and <= capacity ({self._capacity:g}), "
                     f"not {type(cost).__name__}"
                 )
@@ -245,11 +245,11 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
         if max_wait is not None:
             if type(max_wait) is bool or not isinstance(max_wait, _NUMBER):
                 raise TypeError(
-                    f"acquire(max_wait={max_wait!r}): max_wait must be a number of "
+                    f"acquire(max_wait={shown(max_wait)}): max_wait must be a number of "
                     f"seconds >= 0 or None, not {type(max_wait).__name__}"
                 )
             if not max_wait >= 0:
-                raise ValueError(f"max_wait must be >= 0 seconds or None; got {max_wait!r}")
+                raise ValueError(f"max_wait must be >= 0 seconds or None; got {shown(max_wait)}")
         if not self._take_now(cost):
             await self._acquire_slow(cost, max_wait)
 
@@ -482,7 +482,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
         now = self._clock.now()
         if when - now > MAX_SECONDS:
             raise ValueError(
-                f"pause_until(when={when!r}): when must be at most {MAX_SECONDS:g}s "
+                f"pause_until(when={shown(when)}): when must be at most {MAX_SECONDS:g}s "
                 f"from now (now={now!r})"
             )
         if when <= self._paused_until:
@@ -499,7 +499,7 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
         allowed = f"a finite number of seconds from 0 to {MAX_SECONDS:g}"
         seconds = _number("pause_for", "seconds", seconds, allowed)
         if not 0 <= seconds <= MAX_SECONDS:
-            raise ValueError(f"pause_for(seconds={seconds!r}): seconds must be {allowed}")
+            raise ValueError(f"pause_for(seconds={shown(seconds)}): seconds must be {allowed}")
         self.pause_until(self._clock.now() + seconds)
 
     def resume(self) -> None:
@@ -582,11 +582,11 @@ class RateLimiter(SingleStreamPolicy[RateLimiterConfig, RateLimitEvent]):
         ):
             if number < 0 or not number.is_integer():
                 raise ValueError(
-                    f"update_from_headers({argument}={value!r}): {argument} must be {counts}"
+                    f"update_from_headers({argument}={shown(value)}): {argument} must be {counts}"
                 )
         if not 0 <= reset_n <= MAX_SECONDS:
             raise ValueError(
-                f"update_from_headers(reset_in={reset_in!r}): reset_in must be {seconds}"
+                f"update_from_headers(reset_in={shown(reset_in)}): reset_in must be {seconds}"
             )
         reset_in = reset_n
         remaining = int(remaining_n)
@@ -702,7 +702,7 @@ def _cost_error(name: str, cost: float, capacity: float) -> ConfigurationError:
             FieldError(
                 f"RateLimiter({name!r})",
                 "cost",
-                cost,
+                shown(cost) if isinstance(cost, int) and cost.bit_length() > 64 else cost,
                 f"must be > 0 and <= capacity ({capacity:g} tokens)",
             )
         ]

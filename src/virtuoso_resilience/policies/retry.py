@@ -34,7 +34,7 @@ from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._backoff import Backoff, BackoffStrategy, JitterMode
 from ._budget import RetryBudget
-from ._core import MAX_NAME_LENGTH, NO_LISTENERS, PolicyName, SingleStreamPolicy
+from ._core import MAX_NAME_LENGTH, NO_LISTENERS, PolicyName, SingleStreamPolicy, shown
 from ._decorate import decorate
 
 __all__ = [
@@ -375,7 +375,7 @@ class RetryPolicy(SingleStreamPolicy[RetryConfig, RetryEvent]):
         for argument, value in (("idempotent", idempotent), ("write", write)):
             if value is not None and type(value) is not bool:
                 raise TypeError(
-                    f"with_options({argument}={value!r}): {argument} must be True, False "
+                    f"with_options({argument}={shown(value)}): {argument} must be True, False "
                     f"or None, not {type(value).__name__}"
                 )
         return RetryCall(self, idempotent, write)

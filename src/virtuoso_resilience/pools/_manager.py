@@ -8,7 +8,6 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
 from ..clock import MONOTONIC, Clock
-from ..config import check_same_settings
 from ._config import PoolConfig
 from ._pool import ConnectionPool
 
@@ -52,11 +51,10 @@ class ConnectionPoolManager:
         existing = self._pools.get(name)
         if existing is not None and not existing.closed:
             if config is not None and config is not existing.config:
-                check_same_settings(
-                    existing.config,
+                existing.config.check_same(
                     config,
                     owner=f"connection pool {name!r}",
-                    how="pool.config",
+                    via="pool.config",
                 )
             return existing
         if config is None:
