@@ -1,0 +1,665 @@
+"""``virtuoso-resilience deploy``: validate, start step by step, verify, roll back.
+
+A deployment is a list of :class:`Step` objects, each with a ``start``, a
+``verify`` run right after it and a ``stop``. Before any step runs, every
+prerequisite is checked (Python and package versions, the variables the
+environment requires, reachability of the exchange, memcached, Redis and the
+webhook, each with a short timeout). When a step fails to start or to
+verify, the steps already completed are stopped in reverse order and the
+command exits non-zero naming the failing step. ``--dry-run`` runs every
+check, prints the plan and changes nothing.
+
+Nothing printed contains a secret: values are masked at the source and, as a
+last guard, every line is scrubbed of the configured secret values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import importlib.metadata
+import re
+import sys
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Literal, TextIO
+
+import ccxt.async_support as ccxt_async
+
+from ._settings import ResilienceSettings, load_settings
+from .errors import ConfigurationError
+from .health import ServiceStatus, SimpleHealthCheck
+from .registry import ResilienceRegistry
+from .simulator import Simulator
+
+__all__ = [
+    "ENVIRONMENTS",
+    "REQUIRED_VARIABLES",
+    "DeployOptions",
+    "Deployment",
+    "Prerequisite",
+    "Step",
+    "StepFailed",
+    "deploy",
+]
+
+Environment = Literal["dev", "prod"]
+ENVIRONMENTS: Final[dict[str, Literal["development", "production"]]] = {
+    "dev": "development",
+    "prod": "production",
+}
+"""Deployment environment -> configuration preset."""
+
+REQUIRED_VARIABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "dev": (),
+    "prod": (("BYBIT_API_KEY", "bybit_api_key"), ("BYBIT_API_SECRET", "bybit_api_secret")),
+}
+"""Per environment: (environment variable, settings field) that must be set and non-empty."""
+
+MIN_PYTHON: Final = (3, 11)
+PACKAGES: Final[tuple[tuple[str, str, bool], ...]] = (
+    # (distribution, minimum version, required in dev)
+    ("aiohttp", "3.12", True),
+    ("ccxt", "4.3", True),
+    ("pydantic", "2.6", True),
+    ("pydantic-settings", "2.3", True),
+    ("redis", "5.0", False),
+    ("aiomcache", "0.8", False),
+)
+"""Packages checked before a deployment; the cache clients are optional in dev."""
+
+BYBIT_ENDPOINT: Final = ("api.bybit.com", 443)
+EXCHANGE_NAME: Final = "exchange_api"
+SYMBOL: Final = "BTC/USDT"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeployOptions:
+    """What ``virtuoso-resilience deploy`` was asked to do (durations in seconds)."""
+
+    environment: Environment = "dev"
+    dry_run: bool = False
+    verbose: bool = False
+    timeout: float = 2.0
+    """Seconds each reachability probe may take."""
+    run_for: float | None = 0.0
+    """Seconds to keep the deployment running after it is verified (None: until stopped)."""
+    config_file: str | None = None
+    exchange_faults: str = ""
+    """Faults for the built-in simulator (dev only), in the simulator's grammar."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prerequisite:
+    """One prerequisite: met (``ok``), or a failure (``fatal``) or a warning."""
+
+    name: str
+    ok: bool
+    detail: str
+    fatal: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Step:
+    """One start-up step: ``start``, then ``verify`` (returns a detail), and its ``stop``."""
+
+    name: str
+    plan: str
+    start: Callable[[], Awaitable[None]]
+    verify: Callable[[], Awaitable[str]]
+    stop: Callable[[], Awaitable[None]]
+
+
+class StepFailed(Exception):
+    """A step failed to start or to verify."""
+
+    def __init__(self, step: str, phase: str, reason: str) -> None:
+        self.step, self.phase, self.reason = step, phase, reason
+        super().__init__(f"step {step!r} failed to {phase}: {reason}")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        match = re.match(r"[0-9]+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group()))
+    return tuple(parts)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = text[:200] + ("..." if len(text) > 200 else "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Output:
+    """Progress lines: plain text, colour on a terminal, secrets scrubbed."""
+
+    _COLOURS: Final = {"ok": "32", "warn": "33", "fail": "31", "plan": "36"}
+
+    def __init__(self, out: TextIO, verbose: bool, secrets: Sequence[str]) -> None:
+        self._out = out
+        self._verbose = verbose
+        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        isatty = getattr(out, "isatty", None)
+        self._tty = bool(isatty()) if callable(isatty) else False
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def line(self, text: str, mark: str | None = None) -> None:
+        label = ""
+        if mark is not None:
+            label = f"[{mark.upper():>4}] "
+            if self._tty:
+                label = f"\x1b[{self._COLOURS.get(mark, '0')}m{label}\x1b[0m"
+        print(label + self._scrub(text), file=self._out, flush=True)
+
+    def detail(self, text: str) -> None:
+        if self._verbose:
+            print("       " + self._scrub(text), file=self._out, flush=True)
+
+
+class Deployment:
+    """A deployment of the resilience layer for one environment.
+
+    ``prerequisites()`` checks without changing anything; ``steps()`` is the
+    plan; ``run()`` does it all and returns the exit code.
+    """
+
+    def __init__(
+        self, options: DeployOptions, settings: ResilienceSettings, out: TextIO = sys.stdout
+    ) -> None:
+        self.options = options
+        self.settings = settings
+        services = settings.services
+        secrets = [
+            s.get_secret_value()
+            for s in (
+                services.bybit_api_key,
+                services.bybit_api_secret,
+                services.discord_webhook_url,
+            )
+            if s is not None
+        ]
+        self.output = _Output(out, options.verbose, secrets)
+        self.registry: ResilienceRegistry | None = None
+        self.simulator: Simulator | None = None
+        self.exchange: Any = None
+        self.caches: dict[str, Any] = {}
+        self.degraded: list[str] = []
+        self.completed: list[Step] = []
+        self.reachable: dict[str, bool] = {}
+
+    # ---------------------------------------------------------------- checks
+
+    async def prerequisites(self) -> list[Prerequisite]:
+        """Every prerequisite, checked (the probes concurrently); changes nothing."""
+        env = self.options.environment
+        found = [self._python()]
+        found += [self._package(*p) for p in PACKAGES]
+        found += self._variables()
+        probes = await asyncio.gather(
+            self._exchange_reachable(),
+            self._memcached_reachable(),
+            self._redis_reachable(),
+            self._webhook_reachable(),
+        )
+        found += probes
+        self.reachable = {p.name: p.ok for p in probes}
+        if env == "dev":
+            # Caches are optional in dev: the in-memory fallback takes over.
+            found = [
+                dataclasses.replace(p, fatal=False)
+                if p.name.startswith(("memcached", "redis"))
+                else p
+                for p in found
+            ]
+        return found
+
+    def _python(self) -> Prerequisite:
+        version = ".".join(map(str, sys.version_info[:3]))
+        ok = sys.version_info[:2] >= MIN_PYTHON
+        return Prerequisite("python", ok, f"{version} (needs >= {'.'.join(map(str, MIN_PYTHON))})")
+
+    def _package(self, name: str, minimum: str, required_in_dev: bool) -> Prerequisite:
+        fatal = required_in_dev or self.options.environment == "prod"
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return Prerequisite(
+                f"package {name}", False, f"not installed (needs >= {minimum})", fatal
+            )
+        ok = _version_tuple(version) >= _version_tuple(minimum)
+        return Prerequisite(f"package {name}", ok, f"{version} (needs >= {minimum})", fatal)
+
+    def _variables(self) -> list[Prerequisite]:
+        env = self.options.environment
+        services = self.settings.services
+        found = []
+        for variable, field in REQUIRED_VARIABLES[env]:
+            value = getattr(services, field)
+            ok = value is not None and bool(value.get_secret_value().strip())
+            found.append(
+                Prerequisite(
+                    f"variable {variable}",
+                    ok,
+                    "set (value hidden)" if ok else f"missing: the {env} environment requires it",
+                )
+            )
+        if services.discord_webhook_url is None:
+            found.append(
+                Prerequisite(
+                    "variable DISCORD_WEBHOOK_URL", True, "not set: Discord alerts are off", False
+                )
+            )
+        return found
+
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(asyncio.open_connection(host, port), self.options.timeout)
+
+    async def _probe(
+        self, name: str, host: str, port: int, request: bytes | None, expect: tuple[bytes, ...]
+    ) -> Prerequisite:
+        where = f"{host}:{port}"
+        try:
+            reader, writer = await self._connect(host, port)
+        except (OSError, TimeoutError) as exc:
+            return Prerequisite(name, False, f"{where} unreachable ({_reason(exc)})")
+        try:
+            if request is None:
+                return Prerequisite(name, True, f"{where} accepts connections")
+            writer.write(request)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readline(), self.options.timeout)
+            if not answer.startswith(expect):
+                return Prerequisite(name, False, f"{where} answered, but not as expected")
+            return Prerequisite(name, True, f"{where} answered")
+        except (OSError, TimeoutError) as exc:
+            return Prerequisite(name, False, f"{where} did not answer ({_reason(exc)})")
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    async def _exchange_reachable(self) -> Prerequisite:
+        if self.options.environment == "dev":
+            return Prerequisite("exchange", True, "the built-in simulator (started on a free port)")
+        host, port = BYBIT_ENDPOINT
+        return await self._probe("exchange", host, port, None, ())
+
+    async def _memcached_reachable(self) -> Prerequisite:
+        s = self.settings.services
+        return await self._probe(
+            "memcached", s.memcached_host, s.memcached_port, b"version\r\n", (b"VERSION",)
+        )
+
+    async def _redis_reachable(self) -> Prerequisite:
+        s = self.settings.services
+        # -NOAUTH: reachable, needs a password (the client is configured with it).
+        return await self._probe(
+            "redis", s.redis_host, s.redis_port, b"PING\r\n", (b"+PONG", b"-NOAUTH")
+        )
+
+    async def _webhook_reachable(self) -> Prerequisite:
+        url = self.settings.services.discord_webhook_url
+        if url is None:
+            return Prerequisite("webhook", True, "not configured", False)
+        parsed = urllib.parse.urlsplit(url.get_secret_value())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return Prerequisite("webhook", False, "DISCORD_WEBHOOK_URL is not an http(s) URL")
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        # Connect only: posting would send a message to the channel.
+        result = await self._probe("webhook", parsed.hostname, port, None, ())
+        return dataclasses.replace(result, fatal=self.options.environment == "prod")
+
+    # ----------------------------------------------------------------- steps
+
+    def steps(self) -> list[Step]:
+        """The start-up plan, in order."""
+        return [
+            Step(
+                "configuration",
+                f"resilience registry with the {self.settings.preset} settings",
+                self._start_registry,
+                self._verify_registry,
+                self._stop_registry,
+            ),
+            Step(
+                "connection pools",
+                f"aiohttp pool {EXCHANGE_NAME!r}",
+                self._start_pools,
+                self._verify_pools,
+                self._stop_pools,
+            ),
+            Step(
+                "circuit breakers",
+                f"breakers {EXCHANGE_NAME!r}, 'memcached', 'redis'",
+                self._start_breakers,
+                self._verify_breakers,
+                self._stop_breakers,
+            ),
+            Step(
+                "caches",
+                "memcached and Redis clients (in-memory fallback when unreachable in dev)",
+                self._start_caches,
+                self._verify_caches,
+                self._stop_caches,
+            ),
+            Step(
+                "exchange",
+                (
+                    "ccxt bybit client on the built-in simulator"
+                    if self.options.environment == "dev"
+                    else "ccxt bybit client on api.bybit.com"
+                ),
+                self._start_exchange,
+                self._verify_exchange,
+                self._stop_exchange,
+            ),
+            Step(
+                "health checks",
+                "health checks for the exchange and caches, background monitoring",
+                self._start_health,
+                self._verify_health,
+                self._stop_health,
+            ),
+        ]
+
+    def _registry(self) -> ResilienceRegistry:
+        if self.registry is None:
+            raise RuntimeError("the configuration step has not run")
+        return self.registry
+
+    async def _start_registry(self) -> None:
+        self.registry = ResilienceRegistry(self.settings.resilience)
+
+    async def _verify_registry(self) -> str:
+        config = self._registry().config
+        if config != self.settings.resilience:
+            raise RuntimeError("the registry does not hold the loaded configuration")
+        return (
+            f"failure_threshold={config.default_failure_threshold}, "
+            f"circuit_timeout={config.default_circuit_timeout}s, "
+            f"max_retries={config.default_max_retries}"
+        )
+
+    async def _stop_registry(self) -> None:
+        if self.registry is not None:
+            await self.registry.aclose()
+            self.registry = None
+
+    async def _start_pools(self) -> None:
+        self._registry().connection_pool(EXCHANGE_NAME)
+
+    async def _verify_pools(self) -> str:
+        pool = self._registry().connection_pool(EXCHANGE_NAME)
+        if pool.closed:
+            raise RuntimeError(f"pool {EXCHANGE_NAME!r} is closed")
+        total, per_host = pool.limits
+        return f"pool {EXCHANGE_NAME!r}: {total} connections, {per_host} per host"
+
+    async def _stop_pools(self) -> None:
+        if self.registry is not None:
+            await self.registry.pools.close()
+
+    async def _start_breakers(self) -> None:
+        registry = self._registry()
+        registry.circuit_breaker(EXCHANGE_NAME, exchange_id="bybit")
+        for name in ("memcached", "redis"):
+            registry.circuit_breaker(name)
+
+    async def _verify_breakers(self) -> str:
+        breakers = self._registry().breakers
+        missing = {EXCHANGE_NAME, "memcached", "redis"} - set(breakers)
+        if missing:
+            raise RuntimeError("breakers not registered: " + ", ".join(sorted(missing)))
+        return ", ".join(f"{n}={b.state.value}" for n, b in sorted(breakers.items()))
+
+    async def _stop_breakers(self) -> None:
+        if self.registry is not None:
+            for name in (EXCHANGE_NAME, "memcached", "redis"):
+                if name in self.registry.breakers:
+                    self.registry.remove_circuit_breaker(name)
+
+    async def _start_caches(self) -> None:
+        s = self.settings.services
+        for name in ("memcached", "redis"):
+            if not self.reachable.get(name, True):
+                self.degraded.append(f"{name} (unreachable: in-memory fallback)")
+        try:
+            import aiomcache
+
+            if self.reachable.get("memcached", True):
+                self.caches["memcached"] = aiomcache.Client(s.memcached_host, s.memcached_port)
+        except ImportError:
+            self.degraded.append("memcached (aiomcache not installed)")
+        try:
+            import redis.asyncio as aioredis
+
+            if self.reachable.get("redis", True):
+                self.caches["redis"] = aioredis.Redis(
+                    host=s.redis_host,
+                    port=s.redis_port,
+                    socket_connect_timeout=self.options.timeout,
+                    socket_timeout=self.options.timeout,
+                )
+        except ImportError:
+            self.degraded.append("redis (redis not installed)")
+
+    async def _verify_caches(self) -> str:
+        found = []
+        registry = self._registry()
+        for name, client in list(self.caches.items()):
+            breaker = registry.circuit_breaker(name)
+            try:
+                if name == "memcached":
+                    await asyncio.wait_for(breaker.call_async(client.version), self.options.timeout)
+                else:
+                    await asyncio.wait_for(breaker.call_async(client.ping), self.options.timeout)
+                found.append(f"{name} connected")
+            except Exception as exc:
+                if self.options.environment == "prod":
+                    raise RuntimeError(f"{name} unreachable: {_reason(exc)}") from None
+                self.degraded.append(f"{name} (in-memory fallback)")
+                found.append(f"{name} degraded: in-memory fallback ({_reason(exc)})")
+        found += [f"{d}" for d in self.degraded if d.endswith("in-memory fallback)")]
+        return "; ".join(found) or "no cache reachable: in-memory fallback"
+
+    async def _stop_caches(self) -> None:
+        clients, self.caches = self.caches, {}
+        for name, client in clients.items():
+            try:
+                await (client.close() if name == "memcached" else client.aclose())
+            except Exception:  # closing is best effort
+                pass
+
+    async def _start_exchange(self) -> None:
+        pool = self._registry().connection_pool(EXCHANGE_NAME)
+        if self.options.environment == "dev":
+            self.simulator = Simulator(seed=7, faults=self.options.exchange_faults)
+            await self.simulator.start()
+            options: dict[str, Any] = {**self.simulator.ccxt_config(), "enableRateLimit": False}
+        else:
+            s = self.settings.services
+            options = {
+                "apiKey": s.bybit_api_key.get_secret_value() if s.bybit_api_key else None,
+                "secret": s.bybit_api_secret.get_secret_value() if s.bybit_api_secret else None,
+                "enableRateLimit": True,
+            }
+        self.exchange = ccxt_async.bybit({**options, "session": pool.session})
+
+    async def _verify_exchange(self) -> str:
+        pipeline = self._registry().pipeline(EXCHANGE_NAME, exchange_id="bybit")
+        ticker = await pipeline.call_async(self.exchange.fetch_ticker, SYMBOL)
+        where = self.simulator.base_url if self.simulator is not None else "api.bybit.com"
+        return f"{SYMBOL} last={ticker.get('last')} from {where}"
+
+    async def _stop_exchange(self) -> None:
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            await exchange.close()
+        simulator, self.simulator = self.simulator, None
+        if simulator is not None:
+            await simulator.stop()
+
+    async def _exchange_check(self) -> ServiceStatus:
+        pipeline = self._registry().pipeline(EXCHANGE_NAME, exchange_id="bybit")
+        await pipeline.call_async(self.exchange.fetch_time)
+        return ServiceStatus.HEALTHY
+
+    async def _start_health(self) -> None:
+        registry = self._registry()
+        health = registry.health
+        if "exchange" not in health.checks:
+            health.register_health_check(
+                SimpleHealthCheck("exchange", self._exchange_check, registry.health_check_config())
+            )
+        for name in ("memcached", "redis"):
+            if name not in health.checks:
+                health.register_health_check(
+                    SimpleHealthCheck(
+                        name,
+                        functools.partial(self._cache_check, name),
+                        registry.health_check_config(),
+                    )
+                )
+        await registry.start()
+
+    async def _cache_check(self, name: str) -> ServiceStatus:
+        """HEALTHY when the cache answers; DEGRADED (in-memory fallback) otherwise."""
+        client = self.caches.get(name)
+        if client is None:
+            return ServiceStatus.DEGRADED
+        call = client.version if name == "memcached" else client.ping
+        try:
+            await asyncio.wait_for(
+                self._registry().circuit_breaker(name).call_async(call), self.options.timeout
+            )
+        except Exception:
+            return ServiceStatus.DEGRADED
+        return ServiceStatus.HEALTHY
+
+    async def _verify_health(self) -> str:
+        report = await self._registry().health.run_checks()
+        if report.status >= ServiceStatus.UNHEALTHY:
+            cause = f" (root cause: {report.root_cause})" if report.root_cause else ""
+            raise RuntimeError(f"health is {report.status.value}{cause}")
+        checks = ", ".join(f"{n}={c.status.value}" for n, c in sorted(report.checks.items()))
+        return f"overall {report.status.value}: {checks}"
+
+    async def _stop_health(self) -> None:
+        if self.registry is not None:
+            await self.registry.health.stop()
+
+    # ------------------------------------------------------------------- run
+
+    async def run(self) -> int:
+        """Check, then start and verify each step (or print the plan); the exit code."""
+        out, opts = self.output, self.options
+        mode = " (dry run: nothing will be changed)" if opts.dry_run else ""
+        out.line(f"deploy: environment {opts.environment}, preset {self.settings.preset}{mode}")
+        for line in self.settings.describe():
+            out.detail(line)
+        out.line("prerequisites:")
+        failed = []
+        for p in await self.prerequisites():
+            mark = "ok" if p.ok else ("fail" if p.fatal else "warn")
+            out.line(f"{p.name}: {p.detail}", mark)
+            if not p.ok and p.fatal:
+                failed.append(p.name)
+        steps = self.steps()
+        if failed:
+            out.line(f"deploy failed: prerequisites not met: {', '.join(failed)}", "fail")
+            return 1
+        if opts.dry_run:
+            out.line("plan:")
+            for number, step in enumerate(steps, 1):
+                out.line(f"[{number}/{len(steps)}] {step.name}: {step.plan}", "plan")
+            out.line("dry run complete: no blocking problem found; nothing was started or changed")
+            return 0
+        try:
+            for number, step in enumerate(steps, 1):
+                await self._run_step(step, number, len(steps))
+        except StepFailed as failure:
+            out.line(str(failure), "fail")
+            await self._roll_back()
+            out.line(f"deploy failed at step {failure.step!r}; completed steps rolled back", "fail")
+            return 1
+        except BaseException:
+            await self._roll_back()
+            raise
+        state = "degraded: " + ", ".join(self.degraded) if self.degraded else "healthy"
+        out.line(f"deployment complete ({len(steps)} steps verified; {state})", "ok")
+        try:
+            if opts.run_for is None:
+                out.line("running; press Ctrl-C to stop")
+                await asyncio.Event().wait()
+            elif opts.run_for > 0:
+                await asyncio.sleep(opts.run_for)
+        finally:
+            await self._shut_down()
+        return 0
+
+    async def _run_step(self, step: Step, number: int, total: int) -> None:
+        out = self.output
+        out.line(f"[{number}/{total}] {step.name}: {step.plan} ...")
+        began = time.monotonic()
+        try:
+            await step.start()
+        except Exception as exc:
+            # A half-started step is stopped too (its stop is idempotent).
+            self.completed.append(step)
+            raise StepFailed(step.name, "start", _reason(exc)) from exc
+        self.completed.append(step)
+        try:
+            detail = await step.verify()
+        except Exception as exc:
+            raise StepFailed(step.name, "verify", _reason(exc)) from exc
+        out.line(f"[{number}/{total}] {step.name}: verified", "ok")
+        out.detail(f"{detail} ({time.monotonic() - began:.2f}s)")
+
+    async def _roll_back(self) -> None:
+        while self.completed:
+            step = self.completed.pop()
+            try:
+                await step.stop()
+                self.output.line(f"rolled back: {step.name}", "ok")
+            except Exception as exc:
+                self.output.line(f"rollback of {step.name} failed: {_reason(exc)}", "fail")
+
+    async def _shut_down(self) -> None:
+        self.output.line("stopping")
+        while self.completed:
+            step = self.completed.pop()
+            try:
+                await step.stop()
+                self.output.detail(f"stopped: {step.name}")
+            except Exception as exc:
+                self.output.line(f"stopping {step.name} failed: {_reason(exc)}", "fail")
+        self.output.line("stopped")
+
+
+async def deploy(options: DeployOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Load the settings for ``options.environment`` and deploy; the exit code.
+
+    0: deployed (or a dry run that found everything in order); 1: a
+    prerequisite or a step failed; 2: invalid configuration (one message
+    listing every bad value).
+    """
+    try:
+        settings = load_settings(options.config_file, preset=ENVIRONMENTS[options.environment])
+    except ConfigurationError as exc:
+        print(f"deploy: invalid configuration\n{exc}", file=err)
+        return 2
+    return await Deployment(options, settings, out).run()
