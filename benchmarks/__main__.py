@@ -13,6 +13,7 @@ MODULES = [
     "bench_pools",
     "bench_classify",
     "bench_health",
+    "bench_cache",
 ]
 
 

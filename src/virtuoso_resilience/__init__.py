@@ -6,6 +6,15 @@ private.
 
 from ._settings import ResilienceSettings, ServiceSettings, load_configuration, load_settings
 from ._version import __version__
+
+# Adapters import the names above from this package, so they come last.
+from .cache import (
+    CacheConfig,
+    ResilientCache,
+    create_memcached_resilient_config,
+    create_redis_resilient_config,
+    create_resilient_cache,
+)
 from .classify import (
     DEFAULT_CLASSIFIER,
     Classifier,
@@ -100,6 +109,7 @@ __all__ = [
     "BulkheadConfig",
     "BulkheadFullError",
     "BulkheadRejectionEvent",
+    "CacheConfig",
     "CallEvent",
     "CheckResult",
     "CircuitBreaker",
@@ -144,6 +154,7 @@ __all__ = [
     "ResilienceRegistry",
     "ResilienceSettings",
     "ResilienceTimeoutError",
+    "ResilientCache",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",
@@ -163,7 +174,10 @@ __all__ = [
     "circuit_breaker",
     "create_default_resilience_config",
     "create_development_resilience_config",
+    "create_memcached_resilient_config",
     "create_production_resilience_config",
+    "create_redis_resilient_config",
+    "create_resilient_cache",
     "default_registry",
     "get_circuit_breaker",
     "get_connection_pool",
