@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import importlib.metadata
 import re
 import sys
@@ -29,6 +28,12 @@ from typing import Any, Final, Literal, TextIO
 import ccxt.async_support as ccxt_async
 
 from ._settings import ResilienceSettings, load_settings
+from .cache import (
+    ResilientCache,
+    create_memcached_resilient_config,
+    create_redis_resilient_config,
+    create_resilient_cache,
+)
 from .errors import ConfigurationError
 from .health import ServiceStatus, SimpleHealthCheck
 from .registry import ResilienceRegistry
@@ -192,7 +197,7 @@ class Deployment:
         self.registry: ResilienceRegistry | None = None
         self.simulator: Simulator | None = None
         self.exchange: Any = None
-        self.caches: dict[str, Any] = {}
+        self.caches: dict[str, ResilientCache] = {}
         self.degraded: list[str] = []
         self.completed: list[Step] = []
         self.reachable: dict[str, bool] = {}
@@ -344,14 +349,14 @@ class Deployment:
             ),
             Step(
                 "circuit breakers",
-                f"breakers {EXCHANGE_NAME!r}, 'memcached', 'redis'",
+                f"breaker {EXCHANGE_NAME!r} (bybit codes)",
                 self._start_breakers,
                 self._verify_breakers,
                 self._stop_breakers,
             ),
             Step(
                 "caches",
-                "memcached and Redis clients (in-memory fallback when unreachable in dev)",
+                "resilient memcached and Redis caches (in-memory fallback when unreachable in dev)",
                 self._start_caches,
                 self._verify_caches,
                 self._stop_caches,
@@ -414,75 +419,54 @@ class Deployment:
             await self.registry.pools.close()
 
     async def _start_breakers(self) -> None:
-        registry = self._registry()
-        registry.circuit_breaker(EXCHANGE_NAME, exchange_id="bybit")
-        for name in ("memcached", "redis"):
-            registry.circuit_breaker(name)
+        self._registry().circuit_breaker(EXCHANGE_NAME, exchange_id="bybit")
 
     async def _verify_breakers(self) -> str:
         breakers = self._registry().breakers
-        missing = {EXCHANGE_NAME, "memcached", "redis"} - set(breakers)
-        if missing:
-            raise RuntimeError("breakers not registered: " + ", ".join(sorted(missing)))
+        if EXCHANGE_NAME not in breakers:
+            raise RuntimeError(f"breaker {EXCHANGE_NAME!r} not registered")
         return ", ".join(f"{n}={b.state.value}" for n, b in sorted(breakers.items()))
 
     async def _stop_breakers(self) -> None:
-        if self.registry is not None:
-            for name in (EXCHANGE_NAME, "memcached", "redis"):
-                if name in self.registry.breakers:
-                    self.registry.remove_circuit_breaker(name)
+        if self.registry is not None and EXCHANGE_NAME in self.registry.breakers:
+            self.registry.remove_circuit_breaker(EXCHANGE_NAME)
 
     async def _start_caches(self) -> None:
+        import aiomcache
+        import redis.asyncio as aioredis
+
         s = self.settings.services
-        for name in ("memcached", "redis"):
-            if not self.reachable.get(name, True):
-                self.degraded.append(f"{name} (unreachable: in-memory fallback)")
-        try:
-            import aiomcache
-
-            if self.reachable.get("memcached", True):
-                self.caches["memcached"] = aiomcache.Client(s.memcached_host, s.memcached_port)
-        except ImportError:
-            self.degraded.append("memcached (aiomcache not installed)")
-        try:
-            import redis.asyncio as aioredis
-
-            if self.reachable.get("redis", True):
-                self.caches["redis"] = aioredis.Redis(
-                    host=s.redis_host,
-                    port=s.redis_port,
-                    socket_connect_timeout=self.options.timeout,
-                    socket_timeout=self.options.timeout,
-                )
-        except ImportError:
-            self.degraded.append("redis (redis not installed)")
+        health = self._registry().health
+        self.caches["memcached"] = create_resilient_cache(
+            aiomcache.Client(s.memcached_host, s.memcached_port),
+            create_memcached_resilient_config(),
+            health_service=health,
+        )
+        self.caches["redis"] = create_resilient_cache(
+            aioredis.Redis(host=s.redis_host, port=s.redis_port),
+            create_redis_resilient_config(),
+            health_service=health,
+        )
 
     async def _verify_caches(self) -> str:
         found = []
-        registry = self._registry()
-        for name, client in list(self.caches.items()):
-            breaker = registry.circuit_breaker(name)
-            try:
-                if name == "memcached":
-                    await asyncio.wait_for(breaker.call_async(client.version), self.options.timeout)
-                else:
-                    await asyncio.wait_for(breaker.call_async(client.ping), self.options.timeout)
-                found.append(f"{name} connected")
-            except Exception as exc:
-                if self.options.environment == "prod":
-                    raise RuntimeError(f"{name} unreachable: {_reason(exc)}") from None
-                self.degraded.append(f"{name} (in-memory fallback)")
-                found.append(f"{name} degraded: in-memory fallback ({_reason(exc)})")
-        found += [f"{d}" for d in self.degraded if d.endswith("in-memory fallback)")]
-        return "; ".join(found) or "no cache reachable: in-memory fallback"
+        for name, cache in self.caches.items():
+            # A read (no write: nothing to write back): it degrades at once if the backend fails.
+            await cache.lookup("virtuoso-resilience:deploy-check")
+            state = cache.health()
+            if state.status == "healthy":
+                found.append(f"{name} connected ({cache.backend})")
+                continue
+            if self.options.environment == "prod":
+                raise RuntimeError(f"{name} cache is degraded: {state.reason}")
+            self.degraded.append(f"{name} (in-memory fallback)")
+            found.append(f"{name} degraded: in-memory fallback ({state.reason})")
+        return "; ".join(found)
 
     async def _stop_caches(self) -> None:
-        clients, self.caches = self.caches, {}
-        for name, client in clients.items():
-            try:
-                await (client.close() if name == "memcached" else client.aclose())
-            except Exception:  # closing is best effort
-                pass
+        caches, self.caches = self.caches, {}
+        for cache in reversed(list(caches.values())):
+            await cache.close()
 
     async def _start_exchange(self) -> None:
         pool = self._registry().connection_pool(EXCHANGE_NAME)
@@ -525,30 +509,7 @@ class Deployment:
             health.register_health_check(
                 SimpleHealthCheck("exchange", self._exchange_check, registry.health_check_config())
             )
-        for name in ("memcached", "redis"):
-            if name not in health.checks:
-                health.register_health_check(
-                    SimpleHealthCheck(
-                        name,
-                        functools.partial(self._cache_check, name),
-                        registry.health_check_config(),
-                    )
-                )
         await registry.start()
-
-    async def _cache_check(self, name: str) -> ServiceStatus:
-        """HEALTHY when the cache answers; DEGRADED (in-memory fallback) otherwise."""
-        client = self.caches.get(name)
-        if client is None:
-            return ServiceStatus.DEGRADED
-        call = client.version if name == "memcached" else client.ping
-        try:
-            await asyncio.wait_for(
-                self._registry().circuit_breaker(name).call_async(call), self.options.timeout
-            )
-        except Exception:
-            return ServiceStatus.DEGRADED
-        return ServiceStatus.HEALTHY
 
     async def _verify_health(self) -> str:
         report = await self._registry().health.run_checks()

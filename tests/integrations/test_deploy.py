@@ -69,7 +69,7 @@ def test_green_dev_deploy_through_the_seed_script(python: str, caches_env: dict[
         "health checks",
     ):
         assert f"{step}: verified" in out
-    assert "memcached connected; redis connected" in out
+    assert "memcached connected (aiomcache" in out and "; redis connected (redis" in out
     assert "overall healthy" in out
     assert "deployment complete (6 steps verified; healthy)" in out
     assert "webhook: 127.0.0.1" in out
@@ -187,7 +187,7 @@ def test_unreachable_caches_are_degraded_in_dev_and_fatal_in_prod(
     dev = _run(python, ["deploy", "--environment", "dev", "--run-for", "0"], clean_env | closed)
     assert dev.returncode == 0, dev.stdout + dev.stderr
     assert "[WARN] memcached" in dev.stdout and "[WARN] redis" in dev.stdout
-    assert "degraded: memcached (unreachable: in-memory fallback)" in dev.stdout
+    assert "degraded: memcached (in-memory fallback), redis (in-memory fallback)" in dev.stdout
     prod_env = clean_env | closed | {"BYBIT_API_KEY": KEY, "BYBIT_API_SECRET": SECRET}
     prod = _run(
         python, ["deploy", "--environment", "prod", "--dry-run", "--timeout", "0.5"], prod_env
