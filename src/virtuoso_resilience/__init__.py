@@ -53,6 +53,7 @@ from .health import (
     ServiceStatus,
     SimpleHealthCheck,
 )
+from .integrations import ResilienceManager, register_resilience_services
 from .policies import (
     BackoffStrategy,
     Bulkhead,
@@ -150,6 +151,7 @@ __all__ = [
     "RejectionEvent",
     "ResilienceConfiguration",
     "ResilienceError",
+    "ResilienceManager",
     "ResiliencePipeline",
     "ResilienceRegistry",
     "ResilienceSettings",
@@ -184,6 +186,7 @@ __all__ = [
     "get_health_service",
     "load_configuration",
     "load_settings",
+    "register_resilience_services",
     "retry",
     "set_default_registry",
 ]
