@@ -557,7 +557,8 @@ class Deployment:
             await self._roll_back()
             out.line(f"deploy failed at step {failure.step!r}; completed steps rolled back", "fail")
             return 1
-        except BaseException:
+        except BaseException:  # cancelled (SIGINT/SIGTERM) or worse: undo, then go on
+            self.output.line("deploy interrupted; rolling back the completed steps", "fail")
             await self._roll_back()
             raise
         state = "degraded: " + ", ".join(self.degraded) if self.degraded else "healthy"
@@ -568,6 +569,11 @@ class Deployment:
                 await asyncio.Event().wait()
             elif opts.run_for > 0:
                 await asyncio.sleep(opts.run_for)
+        except asyncio.CancelledError:
+            # SIGINT/SIGTERM on a verified deployment: the asked-for stop, exit 0.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
             await self._shut_down()
         return 0

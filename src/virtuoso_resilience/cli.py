@@ -173,11 +173,11 @@ def _deploy(args: argparse.Namespace) -> int:
         config_file=args.config_file,
         exchange_faults=args.exchange_faults,
     )
-    return _run_until_signalled(deploy(options))
+    return _run_until_signalled(deploy(options), cancelled=130)  # 130: interrupted
 
 
-def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
-    """Run ``coro`` until it returns or SIGINT/SIGTERM arrives; exit code 0."""
+def _run_until_signalled(coro: Coroutine[Any, Any, int], cancelled: int = 0) -> int:
+    """Run ``coro`` until it returns or SIGINT/SIGTERM arrives (exit code ``cancelled``)."""
 
     async def runner() -> int:
         task = asyncio.ensure_future(coro)
@@ -185,7 +185,7 @@ def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
             try:
                 return await task
             except asyncio.CancelledError:
-                return 0
+                return cancelled
 
     return asyncio.run(runner())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -238,3 +239,34 @@ def _closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_running_deployment_stops_cleanly_on_a_signal(
+    python: str, caches_env: dict[str, str], sig: signal.Signals
+) -> None:
+    process = subprocess.Popen(
+        [python, "-m", "virtuoso_resilience.cli", "deploy", "--environment", "dev"],
+        env=caches_env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "running; press Ctrl-C to stop" in line:
+                break
+        assert any("deployment complete" in line for line in seen), "".join(seen)
+        process.send_signal(sig)
+        rest, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, rest + err
+    assert rest.rstrip().endswith("stopped")
+    assert "Unclosed" not in err and "Traceback" not in err
