@@ -316,7 +316,7 @@ def load_settings(
         errors.extend(_where(e, sources) for e in exc.errors)
     if errors or resilience is None or services is None:
         failure = ConfigurationError(errors)
-        _log.error("invalid settings: %s", failure)
+        _log.debug("invalid settings: %s", failure)
         raise failure
     settings = ResilienceSettings(
         preset=chosen, resilience=resilience, services=services, sources=sources
