@@ -14,6 +14,7 @@ MODULES = [
     "bench_classify",
     "bench_health",
     "bench_cache",
+    "bench_exchange",
 ]
 
 
