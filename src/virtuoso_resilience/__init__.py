@@ -65,7 +65,11 @@ from .health import (
     ServiceStatus,
     SimpleHealthCheck,
 )
-from .integrations import ResilienceManager, register_resilience_services
+from .integrations import (
+    ResilienceManager,
+    ResilientVirtuosoIntegration,
+    register_resilience_services,
+)
 from .policies import (
     BackoffStrategy,
     Bulkhead,
@@ -173,6 +177,7 @@ __all__ = [
     "ResilienceTimeoutError",
     "ResilientCache",
     "ResilientExchange",
+    "ResilientVirtuosoIntegration",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",

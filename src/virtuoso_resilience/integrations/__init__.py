@@ -1,4 +1,4 @@
-"""Integrations: DI registration (svcs, dependency_injector) and the resilience manager.
+"""Integrations: DI registration (svcs, dependency_injector), the manager, the facade.
 
 ``register_resilience_services(container, config)`` returns a
 :class:`ResilienceManager`; see ``docs/di.md``.
@@ -7,6 +7,12 @@
 from __future__ import annotations
 
 from ._di import register_resilience_services
+from ._facade import ResilientVirtuosoIntegration
 from ._manager import ResilienceManager, UnhealthyError
 
-__all__ = ["ResilienceManager", "UnhealthyError", "register_resilience_services"]
+__all__ = [
+    "ResilienceManager",
+    "ResilientVirtuosoIntegration",
+    "UnhealthyError",
+    "register_resilience_services",
+]
