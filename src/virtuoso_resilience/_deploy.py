@@ -35,8 +35,14 @@ from .cache import (
     create_resilient_cache,
 )
 from .errors import ConfigurationError
-from .health import ServiceStatus, SimpleHealthCheck
-from .registry import ResilienceRegistry
+from .exchange import (
+    MethodGroup,
+    ResilientExchange,
+    create_bybit_resilient_config,
+    create_resilient_exchange,
+)
+from .health import ServiceStatus
+from .registry import CIRCUIT_BREAKERS, ResilienceRegistry
 from .simulator import Simulator
 
 __all__ = [
@@ -76,7 +82,6 @@ PACKAGES: Final[tuple[tuple[str, str, bool], ...]] = (
 """Packages checked before a deployment; the cache clients are optional in dev."""
 
 BYBIT_ENDPOINT: Final = ("api.bybit.com", 443)
-EXCHANGE_NAME: Final = "exchange_api"
 SYMBOL: Final = "BTC/USDT"
 
 
@@ -198,6 +203,7 @@ class Deployment:
         self.simulator: Simulator | None = None
         self.exchange: Any = None
         self.caches: dict[str, ResilientCache] = {}
+        self.breakers: list[str] = []
         self.degraded: list[str] = []
         self.completed: list[Step] = []
         self.reachable: dict[str, bool] = {}
@@ -332,6 +338,7 @@ class Deployment:
 
     def steps(self) -> list[Step]:
         """The start-up plan, in order."""
+        where = "the built-in simulator" if self.options.environment == "dev" else "api.bybit.com"
         return [
             Step(
                 "configuration",
@@ -339,20 +346,6 @@ class Deployment:
                 self._start_registry,
                 self._verify_registry,
                 self._stop_registry,
-            ),
-            Step(
-                "connection pools",
-                f"aiohttp pool {EXCHANGE_NAME!r}",
-                self._start_pools,
-                self._verify_pools,
-                self._stop_pools,
-            ),
-            Step(
-                "circuit breakers",
-                f"breaker {EXCHANGE_NAME!r} (bybit codes)",
-                self._start_breakers,
-                self._verify_breakers,
-                self._stop_breakers,
             ),
             Step(
                 "caches",
@@ -363,18 +356,28 @@ class Deployment:
             ),
             Step(
                 "exchange",
-                (
-                    "ccxt bybit client on the built-in simulator"
-                    if self.options.environment == "dev"
-                    else "ccxt bybit client on api.bybit.com"
-                ),
+                f"resilient ccxt bybit client (create_resilient_exchange) on {where}",
                 self._start_exchange,
                 self._verify_exchange,
                 self._stop_exchange,
             ),
             Step(
+                "connection pools",
+                "the exchange's aiohttp pool in the registry",
+                self._start_pools,
+                self._verify_pools,
+                self._stop_pools,
+            ),
+            Step(
+                "circuit breakers",
+                "the exchange's per-group breakers registered as bybit.<group>",
+                self._start_breakers,
+                self._verify_breakers,
+                self._stop_breakers,
+            ),
+            Step(
                 "health checks",
-                "health checks for the exchange and caches, background monitoring",
+                "health checks for the exchange, caches, breakers and pools; background monitoring",
                 self._start_health,
                 self._verify_health,
                 self._stop_health,
@@ -404,32 +407,45 @@ class Deployment:
             await self.registry.aclose()
             self.registry = None
 
+    def _adapter(self) -> ResilientExchange[Any]:
+        if self.exchange is None:
+            raise RuntimeError("the exchange step has not run")
+        return ResilientExchange.of(self.exchange)
+
     async def _start_pools(self) -> None:
-        self._registry().connection_pool(EXCHANGE_NAME)
+        """The adapter made its pool on its first request, in the registry's manager."""
 
     async def _verify_pools(self) -> str:
-        pool = self._registry().connection_pool(EXCHANGE_NAME)
-        if pool.closed:
-            raise RuntimeError(f"pool {EXCHANGE_NAME!r} is closed")
+        pool = self._adapter().pool
+        pools = self._registry().pools.pools
+        if pool is None or pool.closed or pools.get(pool.name) is not pool:
+            raise RuntimeError("the exchange has no open pool in the registry")
         total, per_host = pool.limits
-        return f"pool {EXCHANGE_NAME!r}: {total} connections, {per_host} per host"
+        return f"pool {pool.name!r}: {total} connections, {per_host} per host"
 
     async def _stop_pools(self) -> None:
-        if self.registry is not None:
-            await self.registry.pools.close()
+        """Closed with the exchange and the registry."""
 
     async def _start_breakers(self) -> None:
-        self._registry().circuit_breaker(EXCHANGE_NAME, exchange_id="bybit")
+        adapter, registry = self._adapter(), self._registry()
+        for group in MethodGroup:
+            name = f"bybit.{group.value}"
+            registry.register(CIRCUIT_BREAKERS, name, adapter.breaker(group), replace=True)
+            self.breakers.append(name)
 
     async def _verify_breakers(self) -> str:
         breakers = self._registry().breakers
-        if EXCHANGE_NAME not in breakers:
-            raise RuntimeError(f"breaker {EXCHANGE_NAME!r} not registered")
-        return ", ".join(f"{n}={b.state.value}" for n, b in sorted(breakers.items()))
+        missing = [n for n in self.breakers if n not in breakers]
+        if missing or not self.breakers:
+            raise RuntimeError("breakers not registered: " + ", ".join(missing))
+        return ", ".join(f"{n}={breakers[n].state.value}" for n in self.breakers)
 
     async def _stop_breakers(self) -> None:
-        if self.registry is not None and EXCHANGE_NAME in self.registry.breakers:
-            self.registry.remove_circuit_breaker(EXCHANGE_NAME)
+        names, self.breakers = self.breakers, []
+        if self.registry is not None:
+            for name in reversed(names):
+                if name in self.registry.breakers:
+                    self.registry.unregister(CIRCUIT_BREAKERS, name)
 
     async def _start_caches(self) -> None:
         import aiomcache
@@ -469,7 +485,7 @@ class Deployment:
             await cache.close()
 
     async def _start_exchange(self) -> None:
-        pool = self._registry().connection_pool(EXCHANGE_NAME)
+        registry = self._registry()
         if self.options.environment == "dev":
             self.simulator = Simulator(seed=7, faults=self.options.exchange_faults)
             await self.simulator.start()
@@ -481,11 +497,17 @@ class Deployment:
                 "secret": s.bybit_api_secret.get_secret_value() if s.bybit_api_secret else None,
                 "enableRateLimit": True,
             }
-        self.exchange = ccxt_async.bybit({**options, "session": pool.session})
+        self.exchange = create_resilient_exchange(
+            ccxt_async.bybit(options),
+            create_bybit_resilient_config(),
+            pools=registry.pools,
+            clock=registry.clock,
+            classifier=registry.classifier,
+            health=registry.health,
+        )
 
     async def _verify_exchange(self) -> str:
-        pipeline = self._registry().pipeline(EXCHANGE_NAME, exchange_id="bybit")
-        ticker = await pipeline.call_async(self.exchange.fetch_ticker, SYMBOL)
+        ticker = await self.exchange.fetch_ticker(SYMBOL)
         where = self.simulator.base_url if self.simulator is not None else "api.bybit.com"
         return f"{SYMBOL} last={ticker.get('last')} from {where}"
 
@@ -497,19 +519,8 @@ class Deployment:
         if simulator is not None:
             await simulator.stop()
 
-    async def _exchange_check(self) -> ServiceStatus:
-        pipeline = self._registry().pipeline(EXCHANGE_NAME, exchange_id="bybit")
-        await pipeline.call_async(self.exchange.fetch_time)
-        return ServiceStatus.HEALTHY
-
     async def _start_health(self) -> None:
-        registry = self._registry()
-        health = registry.health
-        if "exchange" not in health.checks:
-            health.register_health_check(
-                SimpleHealthCheck("exchange", self._exchange_check, registry.health_check_config())
-            )
-        await registry.start()
+        await self._registry().start()
 
     async def _verify_health(self) -> str:
         report = await self._registry().health.run_checks()
