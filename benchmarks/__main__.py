@@ -15,6 +15,7 @@ MODULES = [
     "bench_health",
     "bench_cache",
     "bench_exchange",
+    "bench_monitoring",
 ]
 
 

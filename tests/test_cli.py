@@ -36,6 +36,8 @@ def test_serve_trips_and_recovers_against_the_simulator() -> None:
         "6",
         "--outage-length",
         "3",
+        "--monitoring-port",
+        "0",  # a free port: parallel test runs must not fight over 8001
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout

@@ -7,6 +7,10 @@ client at it, and polls tickers for a few symbols through a resilience
 pipeline per symbol (retry → circuit breaker → rate limiter → attempt
 timeout). It prints each breaker state change and a periodic one-line
 summary. Everything runs offline on 127.0.0.1.
+
+The monitoring API (``virtuoso_resilience.monitoring``) serves the
+registry's breakers, pipelines and health on ``127.0.0.1:8001`` unless
+``ServeOptions.monitoring`` is None.
 """
 
 from __future__ import annotations
@@ -14,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import ccxt.async_support as ccxt_async
 
+from .monitoring import MonitoringServer, MonitoringSettings
 from .policies.circuit_breaker import CircuitBreakerConfig, CircuitState, StateChangeEvent
 from .policies.pipeline import ResiliencePipeline
 from .policies.rate_limit import RateLimiter
 from .policies.retry import RetryPolicy
 from .policies.timeout import TimeoutPolicy
-from .registry import ResilienceRegistry
+from .registry import PIPELINES, RATE_LIMITERS, RETRY_POLICIES, ResilienceRegistry
 from .simulator import Simulator
 
 __all__ = ["MODERATE_FAULTS", "MarketDataService", "ServeOptions", "serve"]
@@ -52,6 +57,8 @@ class ServeOptions:
     """Simulator seed. The simulator replays the same prices and fault draws
     for the same sequence of requests; a whole ``serve`` run also depends on
     timing (outage windows, breaker open periods), so two runs differ a little."""
+    monitoring: MonitoringSettings | None = field(default_factory=MonitoringSettings)
+    """Where the monitoring API listens (None: no monitoring API)."""
 
 
 class MarketDataService:
@@ -74,6 +81,10 @@ class MarketDataService:
             name="bybit.fetch_ticker", max_attempts=3, base_delay=0.2, max_delay=2.0
         )
         self.pipelines = {symbol: self._pipeline(symbol) for symbol in self.symbols}
+        registry.register(RATE_LIMITERS, self.limiter.name, self.limiter)
+        registry.register(RETRY_POLICIES, self.retry.name, self.retry)
+        for pipeline in self.pipelines.values():
+            registry.register(PIPELINES, pipeline.name, pipeline)
         self.last: dict[str, float | None] = dict.fromkeys(self.symbols)
 
     def _pipeline(self, symbol: str) -> ResiliencePipeline:
@@ -128,9 +139,13 @@ class MarketDataService:
         )
 
 
-async def serve(options: ServeOptions, out: TextIO = sys.stdout) -> int:
-    """Run the market-data service until ``options.duration`` or cancellation."""
+async def serve(options: ServeOptions, out: TextIO | None = None) -> int:
+    """Run the market-data service until ``options.duration`` or cancellation.
+
+    ``out`` defaults to the ``sys.stdout`` of the moment of the call."""
+    out = out if out is not None else sys.stdout
     registry = ResilienceRegistry()
+    monitor: MonitoringServer | None = None
     async with Simulator(seed=options.seed) as sim:
         if options.faults:
             sim.faults.add(options.faults)
@@ -142,9 +157,23 @@ async def serve(options: ServeOptions, out: TextIO = sys.stdout) -> int:
                 f"faults '{options.faults}', outage of /v5/market/tickers every "
                 f"{options.outage_every:g}s for {options.outage_length:g}s"
             )
+            if options.monitoring is not None:
+                monitor = MonitoringServer(registry, options.monitoring)
+                try:
+                    await monitor.start()
+                except OSError as exc:
+                    print(f"error: {exc.strerror}", file=sys.stderr, flush=True)
+                    return 2
+                service.print(
+                    f"[monitoring] {monitor.url}/api/monitoring/health "
+                    f"(livez, readyz, circuit-breakers, connection-pools, metrics)"
+                )
+            await registry.start()
             await _load_markets(exchange, service)
             await _run(options, sim, service)
         finally:
+            if monitor is not None:
+                await monitor.stop()
             await exchange.close()
             await registry.aclose()
     return 0

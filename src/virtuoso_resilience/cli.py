@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from ._signals import on_stop_signals
+from .errors import ConfigurationError
 
 __all__ = ["add_deploy_parser", "build_parser", "main"]
 
@@ -60,6 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--seed", type=int, default=7, help="simulator seed, for replay (default: 7)"
     )
+    serve.add_argument(
+        "--monitoring-host",
+        default="127.0.0.1",
+        help="address the monitoring API binds (default: 127.0.0.1; anything else is explicit)",
+    )
+    serve.add_argument(
+        "--monitoring-port",
+        type=int,
+        default=8001,
+        help="port of the monitoring API; 0 picks a free one (default: 8001)",
+    )
+    serve.add_argument(
+        "--no-monitoring",
+        action="store_true",
+        help="do not start the monitoring API (token for its write endpoints: "
+        "VIRTUOSO_MONITORING_TOKEN)",
+    )
     serve.set_defaults(handler=_serve)
 
     add_deploy_parser(sub)
@@ -84,11 +103,18 @@ def _serve(args: argparse.Namespace) -> int:
         )
         if not ok
     ]
+    monitoring = None
+    if not args.no_monitoring:
+        try:
+            monitoring = _monitoring_settings(args)
+        except ConfigurationError as exc:
+            problems.append(str(exc))
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     options = ServeOptions(
+        monitoring=monitoring,
         duration=args.duration,
         summary_interval=args.summary_interval,
         poll_interval=args.poll_interval,
@@ -174,6 +200,16 @@ def _deploy(args: argparse.Namespace) -> int:
         exchange_faults=args.exchange_faults,
     )
     return _run_until_signalled(deploy(options), cancelled=130)  # 130: interrupted
+
+
+def _monitoring_settings(args: argparse.Namespace) -> Any:
+    from pydantic import SecretStr
+
+    from .monitoring import MonitoringSettings
+
+    raw = os.environ.get("VIRTUOSO_MONITORING_TOKEN") or None
+    token = SecretStr(raw) if raw is not None else None
+    return MonitoringSettings(host=args.monitoring_host, port=args.monitoring_port, token=token)
 
 
 def _run_until_signalled(coro: Coroutine[Any, Any, int], cancelled: int = 0) -> int:
