@@ -19,12 +19,14 @@ import asyncio
 import dataclasses
 import importlib.metadata
 import re
+import socket
 import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TextIO
 
+import aiohttp
 import ccxt.async_support as ccxt_async
 
 from ._settings import ResilienceSettings, load_settings
@@ -42,6 +44,7 @@ from .exchange import (
     create_resilient_exchange,
 )
 from .health import ServiceStatus
+from .monitoring import DEFAULT_HOST, DEFAULT_PORT, MonitoringServer, MonitoringSettings
 from .registry import CIRCUIT_BREAKERS, ResilienceRegistry
 from .simulator import Simulator
 
@@ -99,6 +102,10 @@ class DeployOptions:
     config_file: str | None = None
     exchange_faults: str = ""
     """Faults for the built-in simulator (dev only), in the simulator's grammar."""
+    api_host: str = DEFAULT_HOST
+    """Where the monitoring API listens (default 127.0.0.1)."""
+    api_port: int = DEFAULT_PORT
+    """The monitoring API's port (default 8001)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -204,6 +211,7 @@ class Deployment:
         self.exchange: Any = None
         self.caches: dict[str, ResilientCache] = {}
         self.breakers: list[str] = []
+        self.api: MonitoringServer | None = None
         self.degraded: list[str] = []
         self.completed: list[Step] = []
         self.reachable: dict[str, bool] = {}
@@ -224,6 +232,7 @@ class Deployment:
         )
         found += probes
         self.reachable = {p.name: p.ok for p in probes}
+        found.append(self._api_port_free())
         if env == "dev":
             # Caches are optional in dev: the in-memory fallback takes over.
             found = [
@@ -303,6 +312,19 @@ class Deployment:
             except OSError:
                 pass
 
+    def _api_port_free(self) -> Prerequisite:
+        host, port = self.options.api_host, self.options.api_port
+        where = f"{host}:{port}"
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, address = infos[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            return Prerequisite("monitoring API port", False, f"{where} not free ({_reason(exc)})")
+        return Prerequisite("monitoring API port", True, f"{where} free")
+
     async def _exchange_reachable(self) -> Prerequisite:
         if self.options.environment == "dev":
             return Prerequisite("exchange", True, "the built-in simulator (started on a free port)")
@@ -381,6 +403,13 @@ class Deployment:
                 self._start_health,
                 self._verify_health,
                 self._stop_health,
+            ),
+            Step(
+                "monitoring API",
+                f"HTTP monitoring API on {self.options.api_host}:{self.options.api_port}",
+                self._start_api,
+                self._verify_api,
+                self._stop_api,
             ),
         ]
 
@@ -534,6 +563,31 @@ class Deployment:
         if self.registry is not None:
             await self.registry.health.stop()
 
+    async def _start_api(self) -> None:
+        settings = MonitoringSettings(host=self.options.api_host, port=self.options.api_port)
+        server = MonitoringServer(self._registry(), settings)
+        await server.start()
+        self.api = server
+
+    async def _verify_api(self) -> str:
+        if self.api is None:
+            raise RuntimeError("the monitoring API is not running")
+        timeout = aiohttp.ClientTimeout(total=max(self.options.timeout, 5.0))
+        found = []
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for path in ("/livez", "/api/monitoring/health"):
+                async with session.get(self.api.url + path) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"GET {path} answered HTTP {response.status}")
+                    found.append(f"GET {path} 200")
+        return f"{self.api.url}: " + ", ".join(found)
+
+    async def _stop_api(self) -> None:
+        server, self.api = self.api, None
+        if server is not None:
+            await server.stop()
+
     # ------------------------------------------------------------------- run
 
     async def run(self) -> int:
@@ -574,6 +628,8 @@ class Deployment:
             raise
         state = "degraded: " + ", ".join(self.degraded) if self.degraded else "healthy"
         out.line(f"deployment complete ({len(steps)} steps verified; {state})", "ok")
+        if self.api is not None:
+            out.line(f"monitoring API: {self.api.url}/api/monitoring/health")
         try:
             if opts.run_for is None:
                 out.line("running; press Ctrl-C to stop")

@@ -170,6 +170,12 @@ def add_deploy_parser(sub: Any) -> argparse.ArgumentParser:
         default="",
         help="dev only: faults for the built-in simulator, e.g. 'http@/v5/market/tickers=503'",
     )
+    deploy.add_argument(
+        "--api-host", default="127.0.0.1", help="monitoring API host (default: 127.0.0.1)"
+    )
+    deploy.add_argument(
+        "--api-port", type=int, default=8001, help="monitoring API port (default: 8001)"
+    )
     deploy.set_defaults(handler=_deploy)
     return deploy
 
@@ -184,6 +190,8 @@ def _deploy(args: argparse.Namespace) -> int:
         problems.append(f"--timeout must be > 0 and <= 60 seconds, got {args.timeout!r}")
     if args.run_for is not None and not (math.isfinite(args.run_for) and args.run_for >= 0):
         problems.append(f"--run-for must be >= 0 seconds, got {args.run_for!r}")
+    if not 1 <= args.api_port <= 65535:
+        problems.append(f"--api-port must be 1 to 65535, got {args.api_port!r}")
     if args.exchange_faults and args.environment != "dev":
         problems.append("--exchange-faults is for --environment dev (the built-in simulator)")
     if problems:
@@ -198,6 +206,8 @@ def _deploy(args: argparse.Namespace) -> int:
         run_for=args.run_for,
         config_file=args.config_file,
         exchange_faults=args.exchange_faults,
+        api_host=args.api_host,
+        api_port=args.api_port,
     )
     return _run_until_signalled(deploy(options), cancelled=130)  # 130: interrupted
 

@@ -19,6 +19,9 @@ WEBHOOK_TOKEN = "webhook-token-DO-NOT-LEAK-44"
 def _run(
     python: str, args: list[str], env: dict[str, str], *, script: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """Run deploy; the monitoring API on a free port (never 8001: others may use it)."""
+    if "--api-port" not in args:
+        args = [*args, "--api-port", str(_closed_port())]
     command = (
         [python, str(SCRIPT), *args] if script else [python, "-m", "virtuoso_resilience.cli", *args]
     )
@@ -62,6 +65,7 @@ def test_green_dev_deploy_through_the_seed_script(python: str, caches_env: dict[
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     for step in (
+        "monitoring API",
         "configuration",
         "connection pools",
         "circuit breakers",
@@ -72,15 +76,20 @@ def test_green_dev_deploy_through_the_seed_script(python: str, caches_env: dict[
         assert f"{step}: verified" in out
     assert "memcached connected (aiomcache" in out and "; redis connected (redis" in out
     assert "overall healthy" in out
-    assert "deployment complete (6 steps verified; healthy)" in out
+    assert "deployment complete (7 steps verified; healthy)" in out
     assert "webhook: 127.0.0.1" in out
     assert out.rstrip().endswith("stopped")
     assert WEBHOOK_TOKEN not in out + result.stderr
 
 
 def test_cli_and_script_are_the_same_command(python: str, caches_env: dict[str, str]) -> None:
-    via_cli = _run(python, ["deploy", "--environment", "dev", "--dry-run"], caches_env)
-    via_script = _run(python, ["--environment", "dev", "--dry-run"], caches_env, script=True)
+    port = str(_closed_port())
+    via_cli = _run(
+        python, ["deploy", "--environment", "dev", "--dry-run", "--api-port", port], caches_env
+    )
+    via_script = _run(
+        python, ["--environment", "dev", "--dry-run", "--api-port", port], caches_env, script=True
+    )
     assert via_cli.returncode == via_script.returncode == 0
     assert via_cli.stdout.splitlines()[-8:] == via_script.stdout.splitlines()[-8:]
 
@@ -131,7 +140,7 @@ def test_dry_run_checks_everything_and_changes_nothing(
         "webhook",
     ):
         assert f"] {name}: " in out
-    assert "[1/6] configuration" in out and "[6/6] health checks" in out
+    assert "[1/7] configuration" in out and "[7/7] monitoring API" in out
     assert "verified" not in out and "deployment complete" not in out
     assert "simulator listening" not in out and "last=" not in out
     assert "dry run complete: no blocking problem found" in out
@@ -244,7 +253,16 @@ def test_a_running_deployment_stops_cleanly_on_a_signal(
     python: str, caches_env: dict[str, str], sig: signal.Signals
 ) -> None:
     process = subprocess.Popen(
-        [python, "-m", "virtuoso_resilience.cli", "deploy", "--environment", "dev"],
+        [
+            python,
+            "-m",
+            "virtuoso_resilience.cli",
+            "deploy",
+            "--environment",
+            "dev",
+            "--api-port",
+            str(_closed_port()),
+        ],
         env=caches_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -268,3 +286,28 @@ def test_a_running_deployment_stops_cleanly_on_a_signal(
     assert process.returncode == 0, rest + err
     assert rest.rstrip().endswith("stopped")
     assert "Unclosed" not in err and "Traceback" not in err
+
+
+def test_a_busy_monitoring_port_is_a_prerequisite_failure(
+    python: str, caches_env: dict[str, str]
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _run(
+            python, ["deploy", "--environment", "dev", "--api-port", str(port)], caches_env
+        )
+    assert result.returncode == 1
+    assert f"[FAIL] monitoring API port: 127.0.0.1:{port} not free" in result.stdout
+    assert "prerequisites not met: monitoring API port" in result.stdout
+    assert "[1/7]" not in result.stdout  # nothing started
+
+
+def test_the_monitoring_api_answers_while_deployed(python: str, caches_env: dict[str, str]) -> None:
+    result = _run(
+        python, ["deploy", "--environment", "dev", "--run-for", "0", "--verbose"], caches_env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "GET /livez 200, GET /api/monitoring/health 200" in result.stdout
+    assert "monitoring API: http://127.0.0.1:" in result.stdout
