@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import ccxt.async_support as ccxt_async
-
 from .._settings import ResilienceSettings, load_settings
 from ..cache import (
     CacheConfig,
@@ -99,6 +97,8 @@ class ResilientVirtuosoIntegration:
         health checks join the manager's health service; :meth:`shutdown`
         closes it.
         """
+        import ccxt.async_support as ccxt_async  # here: importing the package stays light
+
         registry = self.manager.registry
         services = self.settings.services
         options: dict[str, Any] = {"enableRateLimit": True}
