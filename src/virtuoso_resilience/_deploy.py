@@ -477,21 +477,28 @@ class Deployment:
                     self.registry.unregister(CIRCUIT_BREAKERS, name)
 
     async def _start_caches(self) -> None:
-        import aiomcache
-        import redis.asyncio as aioredis
-
         s = self.settings.services
         health = self._registry().health
-        self.caches["memcached"] = create_resilient_cache(
-            aiomcache.Client(s.memcached_host, s.memcached_port),
-            create_memcached_resilient_config(),
-            health_service=health,
-        )
-        self.caches["redis"] = create_resilient_cache(
-            aioredis.Redis(host=s.redis_host, port=s.redis_port),
-            create_redis_resilient_config(),
-            health_service=health,
-        )
+        try:
+            import aiomcache
+        except ImportError:  # a prerequisite: fatal in prod, a warning in dev
+            self.degraded.append("memcached (aiomcache not installed)")
+        else:
+            self.caches["memcached"] = create_resilient_cache(
+                aiomcache.Client(s.memcached_host, s.memcached_port),
+                create_memcached_resilient_config(),
+                health_service=health,
+            )
+        try:
+            import redis.asyncio as aioredis
+        except ImportError:
+            self.degraded.append("redis (redis not installed)")
+        else:
+            self.caches["redis"] = create_resilient_cache(
+                aioredis.Redis(host=s.redis_host, port=s.redis_port),
+                create_redis_resilient_config(),
+                health_service=health,
+            )
 
     async def _verify_caches(self) -> str:
         found = []
@@ -506,7 +513,7 @@ class Deployment:
                 raise RuntimeError(f"{name} cache is degraded: {state.reason}")
             self.degraded.append(f"{name} (in-memory fallback)")
             found.append(f"{name} degraded: in-memory fallback ({state.reason})")
-        return "; ".join(found)
+        return "; ".join(found) or "no cache client installed: nothing cached"
 
     async def _stop_caches(self) -> None:
         caches, self.caches = self.caches, {}
