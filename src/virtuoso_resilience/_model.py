@@ -9,6 +9,7 @@ field, the value given and what is allowed, and leaves the old value in place.
 from __future__ import annotations
 
 import enum
+import logging
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, cast, get_args, get_origin
@@ -34,8 +35,11 @@ __all__ = [
     "Ratio",
     "RuleError",
     "Seconds",
+    "check_name",
     "describe_field",
 ]
+
+_log = logging.getLogger("virtuoso_resilience.config")
 
 # ----------------------------------------------------------------- shared types
 #
@@ -68,9 +72,33 @@ PositiveRatio = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
 """A percentage above 0, up to 100."""
 Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
-"""A whole number from 1 to MAX_COUNT."""
+"""A whole number from 1 to :data:`MAX_COUNT`."""
 NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-"""A whole number from 0 to MAX_COUNT."""
+"""A whole number from 0 to :data:`MAX_COUNT`."""
+
+MAX_NAME_LENGTH = 200
+"""The longest component name accepted (names appear in logs, metrics and reprs)."""
+_NAME_RULE = (
+    f"must be a non-empty string of at most {MAX_NAME_LENGTH} printable characters "
+    "(no control characters)"
+)
+
+
+def check_name(owner: str, name: object, field: str = "name") -> str:
+    """``name`` if it is a usable component name, else a :class:`ConfigurationError`.
+
+    A name is a non-empty string of at most :data:`MAX_NAME_LENGTH` printable
+    characters: no newline, carriage return or other control character, since
+    names go into log lines, metric labels and HTTP output (a name with
+    ``"\r\n"`` would forge a log line). The same rule as a policy's name.
+    """
+    if not isinstance(name, str):
+        raise ConfigurationError([FieldError(owner, field, type(name).__name__, _NAME_RULE)])
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise ConfigurationError([FieldError(owner, field, shown, _NAME_RULE)])
+    return name
+
 
 _SECRET_HINTS = ("secret", "password", "token", "api_key", "apikey", "webhook")
 _MASK = "***"
@@ -178,7 +206,9 @@ def _to_configuration_error(
             )
             continue
         value = data.get(name, item.get("input"))
-        if _is_secret(name, info):
+        if item.get("type") == "missing":
+            value = _Missing()
+        elif _is_secret(name, info):
             value = _MASK
         elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
             value = f"<int of {value.bit_length()} bits>"  # repr() of 5,000 digits raises
@@ -197,6 +227,15 @@ def _to_configuration_error(
                 allowed = f"{describe_field(info)} ({message})"
         found.append(FieldError(model.__name__, name, value, allowed))
     return ConfigurationError(found)
+
+
+class _Missing:
+    """The value shown for a required field that was not given."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
 
 
 class RuleError(ValueError):
@@ -268,15 +307,30 @@ class ConfigModel(BaseModel):
             self._notify(name)
 
     def _notify(self, name: str) -> None:
-        """Tell every live observer that ``name`` changed; forget dead ones."""
+        """Tell every live observer that ``name`` changed; forget dead ones.
+
+        The value is accepted before observers hear of it: one that raises is
+        logged (type only) and the others are still told, so one failing
+        policy never leaves the rest on the old value nor fails the assignment.
+        """
         alive = []
-        for ref in self._observers:
+        for ref in tuple(self._observers):
             observer = ref()
             if observer is not None:
                 alive.append(ref)
-                observer(name)
+                try:
+                    observer(name)
+                except Exception as exc:
+                    _log.error(
+                        "%s.%s changed; an observer raised %s (ignored)",
+                        type(self).__name__,
+                        name,
+                        type(exc).__qualname__,
+                    )
         if len(alive) != len(self._observers):
-            self._observers[:] = alive
+            # Keep observers subscribed while notifying (they are not in ``alive``).
+            added = [ref for ref in self._observers if ref not in alive]
+            self._observers[:] = [*alive, *(ref for ref in added if ref() is not None)]
 
     def subscribe(self, observer: Callable[[str], None]) -> None:
         """Call ``observer(field_name)`` after every accepted assignment.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +30,15 @@ class Clock(Protocol):
         ...
 
 
+def _checked(where: str, seconds: float) -> float:
+    """``seconds`` unless it is NaN (``ValueError``) or not a number (``TypeError``)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{where}(seconds={seconds!r}): seconds must be a number")
+    if seconds != seconds:  # NaN
+        raise ValueError(f"{where}(seconds=nan): seconds must be a number, not NaN")
+    return seconds
+
+
 class MonotonicClock:
     """The real clock: :func:`time.monotonic` and :func:`asyncio.sleep`."""
 
@@ -37,7 +47,13 @@ class MonotonicClock:
     now = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        """``asyncio.sleep(seconds)``; NaN is a ``ValueError``.
+
+        ``asyncio.sleep(nan)`` puts a NaN deadline in the event loop's timer
+        heap, which then stops ordering: unrelated timers fire late or never
+        (the loop stalls). A NaN that slipped past every check stops here.
+        """
+        await asyncio.sleep(_checked("MonotonicClock.sleep", seconds))
 
     def __repr__(self) -> str:
         return "MonotonicClock()"
@@ -57,7 +73,10 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0, *, autojump: bool = False) -> None:
-        self._now = float(start)
+        start = float(start)
+        if not math.isfinite(start):
+            raise ValueError(f"FakeClock(start={start!r}): start must be a finite number")
+        self._now = start
         self.autojump = autojump
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -68,6 +87,9 @@ class FakeClock:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
+        """Wait until :meth:`advance` has moved time ``seconds`` on (NaN: ``ValueError``;
+        a NaN deadline at the top of the heap would stop every later sleeper waking)."""
+        seconds = _checked("FakeClock.sleep", seconds)
         self.slept.append(seconds)
         if seconds <= 0:
             await asyncio.sleep(0)
@@ -87,8 +109,10 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake every sleeper now due."""
-        if seconds < 0:
-            raise ValueError(f"FakeClock.advance(seconds={seconds!r}): seconds must be >= 0")
+        if not (0 <= seconds < math.inf):  # also refuses NaN, which compares false
+            raise ValueError(
+                f"FakeClock.advance(seconds={seconds!r}): seconds must be a finite number >= 0"
+            )
         self._now += seconds
         while self._sleepers and self._sleepers[0][0] <= self._now:
             _, _, future = heapq.heappop(self._sleepers)

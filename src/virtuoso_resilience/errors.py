@@ -20,7 +20,35 @@ __all__ = [
     "RateLimitTimeoutError",
     "ResilienceError",
     "ResilienceTimeoutError",
+    "shown",
 ]
+
+_SHOWN_CHARS = 200
+"""Characters of a rejected value's ``repr`` shown in an error message."""
+_SHOWN_INT_BITS = 128
+"""Ints longer than this (about 39 digits) are described, not printed."""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, bounded whatever the value.
+
+    A 1 MB list is cut to its first 200 characters, an int of 400 digits is
+    described by its size (Python refuses to print one of over 4,300 digits at
+    all), and a value whose ``repr`` fails (a hostile ``__repr__``, a
+    structure nested too deep) is described by its type. Never raises.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        bits = value.bit_length()
+        if bits > _SHOWN_INT_BITS:
+            digits = int(bits * 0.30103) + 1  # log10(2): within one digit
+            return f"<an int of about {digits} digits>"
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError, a hostile __repr__, a huge nested int
+        return f"<a {type(value).__name__} that cannot be shown>"
+    if not isinstance(text, str):
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 class ResilienceError(Exception):
@@ -121,7 +149,11 @@ class FieldError:
     allowed: str
 
     def __str__(self) -> str:
-        return f"{self.model}.{self.field}={self.value!r} is invalid: {self.allowed}"
+        field = self.field
+        if len(field) > _SHOWN_CHARS or not field.isprintable():
+            # An unknown key from loosely typed data (a 1 MB key, a key with CR/LF).
+            field = shown(field)
+        return f"{self.model}.{field}={shown(self.value)} is invalid: {self.allowed}"
 
 
 class ConfigurationError(ResilienceError, ValueError):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, cast, overload, runtime_checkable
 
-from ._model import ConfigModel
+from ._model import ConfigModel, check_name
 from .classify import DEFAULT_CLASSIFIER, Classifier
 from .clock import MONOTONIC, Clock
 from .config import ResilienceConfiguration
@@ -217,10 +217,8 @@ class ResilienceRegistry:
         component of this kind (built-in for breakers and pools), registered
         with the health service on :attr:`health`'s first use or at once.
         """
-        if not isinstance(kind, str) or not kind:
-            raise _bad("kind", kind, "must be a non-empty string")
-        if not isinstance(name, str) or not name:
-            raise _bad("name", name, "must be a non-empty string")
+        check_name("ResilienceRegistry", kind, "kind")
+        check_name("ResilienceRegistry", name)
         if not callable(getattr(component, "snapshot", None)):
             raise _bad("component", type(component).__name__, "must have a snapshot() method")
         expected = _BUILT_IN.get(kind)
@@ -229,6 +227,15 @@ class ResilienceRegistry:
                 "component",
                 type(component).__name__,
                 f"kind {kind!r} holds {expected.__name__} objects",
+            )
+        own_name = getattr(component, "name", name) if expected is not None else name
+        if isinstance(own_name, str) and own_name != name:
+            # One breaker under two names: two health checks, two snapshot
+            # entries and a registry name that is not the one in its logs.
+            raise _bad(
+                "name",
+                name,
+                f"the {type(component).__name__} is named {own_name!r}; register it as that",
             )
         store = self._components.setdefault(kind, {})
         current = store.get(name)
@@ -294,6 +301,7 @@ class ResilienceRegistry:
         """
         if config is not None and settings:
             raise TypeError("pass either a CircuitBreakerConfig or keyword settings, not both")
+        check_name("ResilienceRegistry", name)
         existing = self._components.get(CIRCUIT_BREAKERS, {}).get(name)
         if existing is not None:
             breaker = cast("CircuitBreaker", existing)
@@ -329,6 +337,8 @@ class ResilienceRegistry:
     ) -> Any:
         """The existing ``kind`` component ``name`` (None: none yet), after
         checking that ``config`` or ``settings`` agree with its own."""
+        if name is not None:
+            check_name("ResilienceRegistry", name)
         existing: Any = self._components.get(kind, {}).get(name)
         owner = f"{_LABELS.get(kind, kind)} {name!r}"
         if existing is not None and config is not None and config is not existing.config:
@@ -518,6 +528,7 @@ class ResilienceRegistry:
 
     def connection_pool(self, name: str, config: PoolConfig | None = None) -> ConnectionPool:
         """The pool called ``name`` (created on first use; ``config`` is used as given)."""
+        check_name("ResilienceRegistry", name)
         pool = self.pools.get_pool(name, config)
         self._sync_check(CONNECTION_POOLS, name)
         return pool

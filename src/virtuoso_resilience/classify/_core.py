@@ -548,7 +548,11 @@ class Classifier:
         if entry.http:
             if status is None:
                 found_status = _attribute(error, "status")
-                if isinstance(found_status, int) and not isinstance(found_status, bool):
+                if (
+                    isinstance(found_status, int)
+                    and not isinstance(found_status, bool)
+                    and 100 <= found_status <= 999  # what an HTTP status line can carry
+                ):
                     status = found_status
             if headers is None:
                 found_headers = _attribute(error, "headers")

@@ -88,6 +88,15 @@ def attach_response(
     server's ``Retry-After``, Bybit's ``X-Bapi-Limit-Reset-Timestamp`` and the
     status. The headers mapping is kept by reference (ccxt replaces, never
     mutates, ``last_response_headers``). A later call replaces the record.
+
+    Caution: ``last_response_headers`` is per *client*, not per request. With
+    concurrent calls on one ccxt client (and inside ccxt itself: bybit's
+    ``create_order`` runs two account queries with ``asyncio.gather``) it may
+    hold another response's headers by the time the exception is caught;
+    against the simulator a 429's ``Retry-After: 1`` was replaced by a 200's
+    ``X-Bapi-Limit-Reset-Timestamp`` (a wait of 0). Attach the headers of
+    the response that failed (those ccxt passes to ``handle_errors``) when
+    the adapter can get them.
     Raises ``ValueError`` for a status that is not an int 100..599 or headers
     that are not a mapping.
     """
@@ -156,8 +165,12 @@ def parse_retry_after(value: object, *, now: float | None = None) -> float | Non
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float (10**400)
+            return None
+        # ``+ 0.0`` turns -0.0 into 0.0: a wait is never negative zero.
+        return seconds + 0.0 if math.isfinite(seconds) and seconds >= 0 else None
     if not isinstance(value, str) or len(value) > _HEADER_VALUE_LIMIT or not value.isascii():
         return None
     delta = parse_seconds(value)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import abc
 import inspect
+import itertools
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import Field, field_validator
 
-from .._model import ConfigModel, Count, PositiveSeconds
-from ..errors import ConfigurationError, FieldError, ResilienceError
+from .._model import ConfigModel, Count, PositiveSeconds, check_name
+from ..errors import ResilienceError
 from ._status import CheckResult, ServiceStatus
 
 __all__ = [
@@ -66,9 +68,7 @@ class HealthCheckConfig(ConfigModel):
 
 
 def _check_name(owner: str, name: object) -> str:
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError([FieldError(owner, "name", name, "must be a non-empty string")])
-    return name
+    return check_name(owner, name)
 
 
 class HealthCheck(abc.ABC):
@@ -135,7 +135,7 @@ def to_result(value: object, check: str = "?") -> CheckResult:
     if value is True or value is None:
         return CheckResult(ServiceStatus.HEALTHY)
     if isinstance(value, CheckResult):
-        return value
+        return _safe_result(value)
     if value is False:
         return CheckResult(ServiceStatus.UNHEALTHY, "check returned False")
     if isinstance(value, ServiceStatus):
@@ -366,6 +366,68 @@ def _drop_cut_url(word: str) -> str:
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
+_MAX_DETAIL_DEPTH = 16
+"""Nesting levels of a check's ``details`` kept; deeper ones are replaced."""
+_MAX_DETAIL_ITEMS = 1000
+"""Entries of one mapping or list in a check's ``details`` kept."""
+_MAX_DETAIL_CHARS = 1000
+"""Characters of one string in a check's ``details`` kept."""
+
+
+def _safe_result(result: CheckResult) -> CheckResult:
+    """``result`` fit for logs, snapshots and health JSON.
+
+    A check's own ``message`` gets what :func:`describe_error` does to an
+    exception's (cut first, URLs reduced to their host, secret values
+    masked); its ``details`` become strict JSON (NaN and infinities become
+    ``None``) and bounded (depth, items, string length). Unchanged results
+    are returned as they are.
+    """
+    message = result.message
+    safe_message = safe_text(message if isinstance(message, str) else str(message))
+    details = _json_safe(result.details, 0)
+    if safe_message == message and details == result.details:
+        return result
+    return CheckResult(result.status, safe_message, details if isinstance(details, dict) else {})
+
+
+def _json_safe(value: Any, depth: int) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_DETAIL_CHARS else value[:_MAX_DETAIL_CHARS] + "..."
+    if isinstance(value, Mapping | list | tuple) and depth >= _MAX_DETAIL_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, Mapping):
+        return {
+            (key if isinstance(key, str) else str(key)): _json_safe(item, depth + 1)
+            for key, item in itertools.islice(value.items(), _MAX_DETAIL_ITEMS)
+        }
+    if isinstance(value, list | tuple):
+        return [_json_safe(item, depth + 1) for item in value[:_MAX_DETAIL_ITEMS]]
+    return value
+
+
+def safe_text(text: str) -> str:
+    """``text`` safe to show: cut to 200 characters (only the first 1,000 are
+    ever looked at), whitespace folded, URLs reduced to their host, secret
+    values masked. What :func:`describe_error` does to an exception's message."""
+    cut = mid_word = False
+    if len(text) > _SCRUB_WINDOW:
+        text = text.lstrip()
+        if len(text) > _SCRUB_WINDOW:
+            cut = True
+            mid_word = not (text[_SCRUB_WINDOW - 1].isspace() or text[_SCRUB_WINDOW].isspace())
+            text = text[:_SCRUB_WINDOW]
+    words = text.split()
+    if mid_word and words:
+        words[-1] = _drop_cut_url(words[-1])
+    text = _scrub(" ".join(words))
+    if cut or len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 3] + "..."
+    return text
+
+
 def describe_error(exc: BaseException) -> str:
     """``"<TypeName>: <message>"`` for an exception, safe to show.
 
@@ -382,17 +444,7 @@ def describe_error(exc: BaseException) -> str:
     except Exception:  # an exception whose __str__ fails still has a type
         text = ""
     name = type(exc).__name__
-    cut = mid_word = False
-    if len(text) > _SCRUB_WINDOW:
-        text = text.lstrip()
-        if len(text) > _SCRUB_WINDOW:
-            cut = True
-            mid_word = not (text[_SCRUB_WINDOW - 1].isspace() or text[_SCRUB_WINDOW].isspace())
-            text = text[:_SCRUB_WINDOW]
-    words = text.split()
-    if mid_word:
-        words[-1] = _drop_cut_url(words[-1])
-    text = _scrub(" ".join(words))
-    if cut or len(text) > _MAX_ERROR_CHARS:
-        text = text[: _MAX_ERROR_CHARS - 3] + "..."
+    if not isinstance(text, str):
+        text = ""
+    text = safe_text(text)
     return f"{name}: {text}" if text else name

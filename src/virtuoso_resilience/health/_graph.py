@@ -18,12 +18,19 @@ Rules (documented in docs/health.md):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ..errors import ConfigurationError, FieldError
 from ._status import ServiceStatus
 
-__all__ = ["DependencyCycleError", "NodeStatus", "evaluate", "find_cycle", "overall_status"]
+__all__ = [
+    "DependencyCycleError",
+    "NodeStatus",
+    "evaluate",
+    "find_cycle",
+    "overall_status",
+    "reevaluate",
+]
 
 _H = ServiceStatus.HEALTHY
 _PASSED_ON: dict[ServiceStatus, ServiceStatus] = {
@@ -97,7 +104,46 @@ def evaluate(
     registered check to its own status. The graph must be acyclic.
     """
     result: dict[str, NodeStatus] = {}
-    for root in graph:
+    _walk(graph, own.get, graph, result)
+    return result
+
+
+def reevaluate(
+    graph: Mapping[str, Sequence[str]],
+    own: Callable[[str], ServiceStatus | None],
+    nodes: dict[str, NodeStatus],
+    changed: str,
+    dependants: Mapping[str, Iterable[str]],
+) -> None:
+    """Update ``nodes`` (what :func:`evaluate` returned) after ``changed``'s own
+    status, registration or dependencies changed.
+
+    Only ``changed`` and the checks that depend on it, directly or not, are
+    evaluated again (``dependants`` maps a name to the checks naming it in
+    their ``depends_on``), so a change costs the size of what it affects,
+    not of the whole graph. ``own(name)`` is a registered check's own status.
+    """
+    affected = {changed}
+    queue = [changed]
+    while queue:
+        for dependant in dependants.get(queue.pop(), ()):
+            if dependant not in affected:
+                affected.add(dependant)
+                queue.append(dependant)
+    for name in affected:
+        nodes.pop(name, None)
+    _walk(graph, own, affected, nodes)
+    if changed not in graph and not dependants.get(changed):
+        nodes.pop(changed, None)  # unregistered and referenced by nobody
+
+
+def _walk(
+    graph: Mapping[str, Sequence[str]],
+    own: Callable[[str], ServiceStatus | None],
+    roots: Iterable[str],
+    result: dict[str, NodeStatus],
+) -> None:
+    for root in roots:
         if root in result:
             continue
         # Iterative post-order walk: a node is resolved once all its deps are.
@@ -114,26 +160,32 @@ def evaluate(
                 stack.append((node, True))
                 stack.extend((dep, False) for dep in deps if dep not in result)
                 continue
-            result[node] = _resolve(node, own.get(node, ServiceStatus.UNKNOWN), deps, result)
-    return result
+            result[node] = _resolve(node, own(node) or ServiceStatus.UNKNOWN, deps, result)
+
+
+# Plain int ranks: these functions run over the whole graph on every status
+# change, and ServiceStatus's rich comparisons are Python-level calls.
+_RANK: dict[ServiceStatus, int] = {status: status.severity for status in ServiceStatus}
 
 
 def _resolve(
     node: str, own: ServiceStatus, deps: Sequence[str], done: Mapping[str, NodeStatus]
 ) -> NodeStatus:
+    rank = _RANK
     effective = own
+    effective_rank = own_rank = rank[own]
     worst_dep: str | None = None
-    worst_dep_status = _H
+    worst_dep_rank = 0
     for dep in deps:
         dep_status = done[dep][0]
         passed_on = _PASSED_ON[dep_status]
-        if passed_on > effective:
-            effective = passed_on
-        if dep_status > worst_dep_status:
-            worst_dep, worst_dep_status = dep, dep_status
+        if rank[passed_on] > effective_rank:
+            effective, effective_rank = passed_on, rank[passed_on]
+        if rank[dep_status] > worst_dep_rank:
+            worst_dep, worst_dep_rank = dep, rank[dep_status]
     if effective is _H:
         return (_H, None)
-    if worst_dep is not None and worst_dep_status >= own:
+    if worst_dep is not None and worst_dep_rank >= own_rank:
         return (effective, done[worst_dep][1])
     return (effective, node)
 
@@ -148,12 +200,18 @@ def overall_status(
     CRITICAL itself). Among equal counts the check whose own effective status
     is worse names the root cause; then the first one (registration order).
     """
-    overall = worst = ServiceStatus.HEALTHY
+    rank = _RANK
+    capped = rank[_CAPPED]
+    overall = ServiceStatus.HEALTHY
+    overall_rank = worst_rank = 0
     root: str | None = None
     for (status, node_root), critical in checks:
+        status_rank = counted_rank = rank[status]
         counted = status
-        if not critical and status is not ServiceStatus.CRITICAL and status > _CAPPED:
-            counted = _CAPPED
-        if counted > overall or (counted is overall and status > worst):
-            overall, worst, root = counted, status, node_root
+        if not critical and status is not ServiceStatus.CRITICAL and status_rank > capped:
+            counted, counted_rank = _CAPPED, capped
+        if counted_rank > overall_rank or (
+            counted_rank == overall_rank and status_rank > worst_rank
+        ):
+            overall, overall_rank, worst_rank, root = counted, counted_rank, status_rank, node_root
     return overall, (root if overall is not ServiceStatus.HEALTHY else None)

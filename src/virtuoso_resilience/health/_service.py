@@ -19,7 +19,14 @@ from .._model import ConfigModel, Count, PositiveSeconds
 from ..clock import MONOTONIC, Clock
 from ..errors import ConfigurationError, FieldError
 from ._checks import HealthCheck, HealthCheckConfig, describe_error, to_result
-from ._graph import DependencyCycleError, NodeStatus, evaluate, find_cycle, overall_status
+from ._graph import (
+    DependencyCycleError,
+    NodeStatus,
+    evaluate,
+    find_cycle,
+    overall_status,
+    reevaluate,
+)
 from ._listeners import StatusCall, StatusListener
 from ._metrics import CheckMetrics
 from ._report import STILL_RUNNING, CheckReport, HealthReport
@@ -57,6 +64,7 @@ class _Entry:
         "metrics",
         "monitor",
         "result",
+        "service",
         "straggler",
         "straggler_counted",
         "straggler_since",
@@ -81,11 +89,20 @@ class _Entry:
         self.inflight: asyncio.Task[None] | None = None
         self.wake: asyncio.Future[None] | None = None
         self.watched: HealthCheckConfig | None = None
+        self.service: weakref.ref[HealthService] | None = None  # set when watched
         # A run that was cut off (timeout, stop) and has not ended yet. While
         # it lives no other run of the check starts: at most one is alive.
         self.straggler: asyncio.Future[Any] | None = None
         self.straggler_since: float | None = None
         self.straggler_counted = False
+
+    def config_changed(self, field_name: str) -> None:
+        """The config observer: a bound method, so the config holds it weakly
+        and a check unregistered (its entry dropped) is forgotten by a config
+        shared with other checks."""
+        service = self.service() if self.service is not None else None
+        if service is not None and self.active:
+            service._config_changed(self, field_name)
 
     def own_status(self) -> ServiceStatus:
         result = self.result
@@ -151,21 +168,6 @@ class _Entry:
             self.straggler = None
             self.straggler_since = None
             self.straggler_counted = False
-
-
-class _ConfigObserver:
-    """Wakes the monitor when ``interval`` changes (weak: never keeps things alive)."""
-
-    __slots__ = ("_entry", "_service")
-
-    def __init__(self, service: HealthService, entry: _Entry) -> None:
-        self._service = weakref.ref(service)
-        self._entry = weakref.ref(entry)
-
-    def __call__(self, field_name: str) -> None:
-        service, entry = self._service(), self._entry()
-        if service is not None and entry is not None and entry.active:
-            service._config_changed(entry, field_name)
 
 
 class _ServiceArguments(ConfigModel):
@@ -270,6 +272,8 @@ class HealthService:
         self._entries: dict[str, _Entry] = {}
         self._graph: dict[str, tuple[str, ...]] = {}
         self._nodes: dict[str, NodeStatus] = {}
+        # Name -> the registered checks that name it in their depends_on.
+        self._dependants: dict[str, set[str]] = {}
         self._overall = ServiceStatus.HEALTHY
         self._overall_root: str | None = None
         self._listeners: Listeners[HealthChange] = Listeners(
@@ -365,6 +369,8 @@ class HealthService:
             straggler.add_done_callback(entry._straggler_done)
         self._entries[name] = entry
         self._graph = graph
+        for dep in deps:
+            self._dependants.setdefault(dep, set()).add(name)
         self._watch(entry)
         self._refresh(cause=name)
         if self._running:
@@ -379,6 +385,12 @@ class HealthService:
         entry = self._entry(name)
         del self._entries[name]
         self._graph = {n: d for n, d in self._graph.items() if n != name}
+        for dep in entry.depends_on:
+            named_by = self._dependants.get(dep)
+            if named_by is not None:
+                named_by.discard(name)
+                if not named_by:
+                    del self._dependants[dep]
         entry.active = False
         for task in (entry.monitor, entry.inflight):
             if task is not None:
@@ -775,14 +787,18 @@ class HealthService:
                 after.value,
                 f" ({result.message})" if result.message else "",
             )
-        self._refresh(cause=entry.check.name)
+            # Only a change of a check's own status can change the graph's
+            # answer: re-evaluating it after every run made a round of N
+            # checks cost N whole-graph evaluations (O(N^2) on the loop).
+            self._refresh(cause=entry.check.name)
 
     # ------------------------------------------------------------ config
 
     def _watch(self, entry: _Entry) -> None:
         config = entry.check.config
         if entry.watched is not config:
-            config.subscribe(_ConfigObserver(self, entry))
+            entry.service = weakref.ref(self)
+            config.subscribe(entry.config_changed)
             entry.watched = config
 
     def _config_changed(self, entry: _Entry, field_name: str) -> None:
@@ -796,8 +812,20 @@ class HealthService:
     # ------------------------------------------------------------ status
 
     def _refresh(self, cause: str | None) -> None:
-        own = {name: e.own_status() for name, e in self._entries.items()}
-        nodes = self._nodes = evaluate(self._graph, own)
+        entries = self._entries
+        if cause is not None and self._nodes:
+            # Only ``cause`` and what depends on it can have changed.
+            nodes = self._nodes
+            reevaluate(
+                self._graph,
+                lambda name: e.own_status() if (e := entries.get(name)) is not None else None,
+                nodes,
+                cause,
+                self._dependants,
+            )
+        else:
+            own = {name: e.own_status() for name, e in entries.items()}
+            nodes = self._nodes = evaluate(self._graph, own)
         overall, root = overall_status(
             (nodes[name], entry.check.config.critical) for name, entry in self._entries.items()
         )

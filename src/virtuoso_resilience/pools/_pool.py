@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from .._model import check_name
 from ..clock import MONOTONIC, Clock
 from ..errors import PoolExhaustedError
 from ._config import PoolConfig
@@ -118,7 +119,7 @@ class ConnectionPool:
     def __init__(
         self, name: str, config: PoolConfig | None = None, *, clock: Clock = MONOTONIC
     ) -> None:
-        self._name = name
+        self._name = check_name("ConnectionPool", name)
         self._config = config if config is not None else PoolConfig()
         self._clock = clock
         self._now = clock.now
