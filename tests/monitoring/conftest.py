@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from mon_helpers import TOKEN, Api, Start
+from webhook_receiver import receiver
 
 from virtuoso_resilience import FakeClock, ResilienceRegistry
 from virtuoso_resilience.monitoring import MonitoringServer, MonitoringSettings
@@ -45,3 +46,6 @@ async def api(start: Start) -> Api:
     """A server with a token and default settings otherwise."""
     result: Api = await start(token=TOKEN)
     return result
+
+
+__all__ = ["api", "receiver", "registry", "start"]

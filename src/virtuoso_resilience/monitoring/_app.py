@@ -554,7 +554,27 @@ def _add_routes(app: web.Application) -> None:
     add("GET", f"{p}/connection-pools", _connection_pools)
     add("GET", f"{p}/metrics", _metrics)
     add("GET", f"{p}/openapi.json", _openapi)
-    # Other surfaces add their routes here (e.g. GET /metrics, Prometheus).
+    add("GET", "/metrics", _prometheus_route(app[MONITORING_STATE].registry))
+
+
+def _prometheus_route(registry: ResilienceRegistry) -> Any:
+    """``GET /metrics``: the Prometheus exposition, when ``prometheus_client``
+    is installed (the ``metrics`` extra); otherwise a 503 saying so."""
+    try:
+        from ._prometheus import make_metrics_handler
+    except ImportError:
+
+        async def _unavailable(request: web.Request) -> web.Response:
+            return web.json_response(
+                {
+                    "error": "prometheus_client is not installed",
+                    "hint": "pip install 'virtuoso-resilience[metrics]'",
+                },
+                status=503,
+            )
+
+        return _unavailable
+    return make_metrics_handler(registry)
 
 
 def create_monitoring_app(

@@ -452,7 +452,22 @@ def openapi_document(settings: MonitoringSettings) -> dict[str, Any]:
                 op_id="openapi",
             )
         },
-        # Other surfaces document their routes here (e.g. GET /metrics, Prometheus).
+        "/metrics": {
+            "get": _get(
+                "Prometheus exposition of every component, read at scrape time",
+                {
+                    "200": {
+                        "description": "Prometheus text format (or OpenMetrics on request)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "503": {
+                        "description": "prometheus_client is not installed",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                },
+                op_id="prometheusMetrics",
+            )
+        },
     }
     return {
         "openapi": "3.1.0",
