@@ -44,7 +44,15 @@ from .exchange import (
     create_resilient_exchange,
 )
 from .health import ServiceStatus
-from .monitoring import DEFAULT_HOST, DEFAULT_PORT, MonitoringServer, MonitoringSettings
+from .monitoring import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    AlertNotifier,
+    AlertNotifierConfig,
+    DiscordWebhookSink,
+    MonitoringServer,
+    MonitoringSettings,
+)
 from .registry import CIRCUIT_BREAKERS, ResilienceRegistry
 from .simulator import Simulator
 
@@ -212,6 +220,7 @@ class Deployment:
         self.caches: dict[str, ResilientCache] = {}
         self.breakers: list[str] = []
         self.api: MonitoringServer | None = None
+        self.alerts: AlertNotifier | None = None
         self.degraded: list[str] = []
         self.completed: list[Step] = []
         self.reachable: dict[str, bool] = {}
@@ -405,6 +414,17 @@ class Deployment:
                 self._stop_health,
             ),
             Step(
+                "alerts",
+                (
+                    "Discord alerts on every change of the overall health status"
+                    if self.settings.services.discord_webhook_url is not None
+                    else "off (DISCORD_WEBHOOK_URL not set)"
+                ),
+                self._start_alerts,
+                self._verify_alerts,
+                self._stop_alerts,
+            ),
+            Step(
                 "monitoring API",
                 f"HTTP monitoring API on {self.options.api_host}:{self.options.api_port}",
                 self._start_api,
@@ -569,6 +589,28 @@ class Deployment:
     async def _stop_health(self) -> None:
         if self.registry is not None:
             await self.registry.health.stop()
+
+    async def _start_alerts(self) -> None:
+        url = self.settings.services.discord_webhook_url
+        if url is None:
+            return
+        notifier = AlertNotifier(
+            [DiscordWebhookSink(url.get_secret_value())],
+            AlertNotifierConfig(service=f"virtuoso-resilience ({self.options.environment})"),
+        )
+        notifier.attach(self._registry().health)
+        self.alerts = notifier
+
+    async def _verify_alerts(self) -> str:
+        if self.alerts is None:
+            return "off: DISCORD_WEBHOOK_URL is not set"
+        (stats,) = self.alerts.stats()
+        return f"attached to the health service; nothing sent yet ({stats.sent} sent)"
+
+    async def _stop_alerts(self) -> None:
+        notifier, self.alerts = self.alerts, None
+        if notifier is not None:
+            await notifier.aclose()
 
     async def _start_api(self) -> None:
         settings = MonitoringSettings(host=self.options.api_host, port=self.options.api_port)

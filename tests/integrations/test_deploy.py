@@ -64,6 +64,7 @@ def test_green_dev_deploy_through_the_seed_script(python: str, caches_env: dict[
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
+    assert "alerts: verified" in out and "attached to the health service" in out
     for step in (
         "monitoring API",
         "configuration",
@@ -76,7 +77,7 @@ def test_green_dev_deploy_through_the_seed_script(python: str, caches_env: dict[
         assert f"{step}: verified" in out
     assert "memcached connected (aiomcache" in out and "; redis connected (redis" in out
     assert "overall healthy" in out
-    assert "deployment complete (7 steps verified; healthy)" in out
+    assert "deployment complete (8 steps verified; healthy)" in out
     assert "webhook: 127.0.0.1" in out
     assert out.rstrip().endswith("stopped")
     assert WEBHOOK_TOKEN not in out + result.stderr
@@ -140,7 +141,7 @@ def test_dry_run_checks_everything_and_changes_nothing(
         "webhook",
     ):
         assert f"] {name}: " in out
-    assert "[1/7] configuration" in out and "[7/7] monitoring API" in out
+    assert "[1/8] configuration" in out and "[8/8] monitoring API" in out
     assert "verified" not in out and "deployment complete" not in out
     assert "simulator listening" not in out and "last=" not in out
     assert "dry run complete: no blocking problem found" in out
@@ -301,13 +302,13 @@ def test_a_busy_monitoring_port_is_a_prerequisite_failure(
     assert result.returncode == 1
     assert f"[FAIL] monitoring API port: 127.0.0.1:{port} not free" in result.stdout
     assert "prerequisites not met: monitoring API port" in result.stdout
-    assert "[1/7]" not in result.stdout  # nothing started
+    assert "[1/8]" not in result.stdout  # nothing started
 
 
 def test_the_monitoring_api_answers_while_deployed(python: str, caches_env: dict[str, str]) -> None:
-    result = _run(
-        python, ["deploy", "--environment", "dev", "--run-for", "0", "--verbose"], caches_env
-    )
+    env = {k: v for k, v in caches_env.items() if k != "DISCORD_WEBHOOK_URL"}
+    result = _run(python, ["deploy", "--environment", "dev", "--run-for", "0", "--verbose"], env)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "alerts: off (DISCORD_WEBHOOK_URL not set)" in result.stdout
     assert "GET /livez 200, GET /api/monitoring/health 200" in result.stdout
     assert "monitoring API: http://127.0.0.1:" in result.stdout
