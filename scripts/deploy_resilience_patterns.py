@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Deploy the resilience layer: the seed's script, the same code as ``virtuoso-resilience deploy``.
 
-    ./scripts/deploy_resilience_patterns.py --environment dev --dry-run --verbose
-    ./scripts/deploy_resilience_patterns.py --environment prod
+./scripts/deploy_resilience_patterns.py --environment dev --dry-run --verbose
+./scripts/deploy_resilience_patterns.py --environment prod
 """
 
 from __future__ import annotations
