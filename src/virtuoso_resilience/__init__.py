@@ -4,6 +4,7 @@ The public API is what ``__all__`` lists; everything in underscore modules is
 private.
 """
 
+from ._settings import ResilienceSettings, ServiceSettings, load_configuration, load_settings
 from ._version import __version__
 
 # Adapters import the names above from this package, so they come last.
@@ -63,6 +64,11 @@ from .health import (
     InvalidCheckResult,
     ServiceStatus,
     SimpleHealthCheck,
+)
+from .integrations import (
+    ResilienceManager,
+    ResilientVirtuosoIntegration,
+    register_resilience_services,
 )
 from .policies import (
     BackoffStrategy,
@@ -164,16 +170,20 @@ __all__ = [
     "RejectionEvent",
     "ResilienceConfiguration",
     "ResilienceError",
+    "ResilienceManager",
     "ResiliencePipeline",
     "ResilienceRegistry",
+    "ResilienceSettings",
     "ResilienceTimeoutError",
     "ResilientCache",
     "ResilientExchange",
+    "ResilientVirtuosoIntegration",
     "RetryBudget",
     "RetryConfig",
     "RetryEvent",
     "RetryMetrics",
     "RetryPolicy",
+    "ServiceSettings",
     "ServiceStatus",
     "Signal",
     "SimpleHealthCheck",
@@ -199,6 +209,9 @@ __all__ = [
     "get_circuit_breaker",
     "get_connection_pool",
     "get_health_service",
+    "load_configuration",
+    "load_settings",
+    "register_resilience_services",
     "retry",
     "set_default_registry",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from ._signals import on_stop_signals
 from .errors import ConfigurationError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_deploy_parser", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+    add_deploy_parser(sub)
+
     from .simulator.cli import add_parser as add_simulate_parser
 
     add_simulate_parser(sub)
@@ -123,6 +125,93 @@ def _serve(args: argparse.Namespace) -> int:
     return _run_until_signalled(serve(options))
 
 
+def add_deploy_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``deploy`` sub-command (also ``scripts/deploy_resilience_patterns.py``)."""
+    deploy: argparse.ArgumentParser = sub.add_parser(
+        "deploy",
+        help="validate prerequisites, start and verify the resilience layer step by step",
+        description=(
+            "Check prerequisites (Python, packages, required variables, reachability of the "
+            "exchange, memcached, Redis and the webhook), then start each step and verify it; "
+            "on a failure, roll back the completed steps in reverse order and exit 1."
+        ),
+    )
+    deploy.add_argument(
+        "--environment",
+        choices=("dev", "prod"),
+        required=True,
+        help="dev: development preset, built-in simulator; prod: production preset, "
+        "api.bybit.com, BYBIT_API_KEY and BYBIT_API_SECRET required",
+    )
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="run every check and print the plan; change nothing"
+    )
+    deploy.add_argument("--verbose", action="store_true", help="show settings and step details")
+    deploy.add_argument(
+        "--config",
+        dest="config_file",
+        default=None,
+        help="TOML settings file (default: $VIRTUOSO_CONFIG_FILE)",
+    )
+    deploy.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        help="seconds each reachability probe may take (default: 2)",
+    )
+    deploy.add_argument(
+        "--run-for",
+        type=float,
+        default=None,
+        help="seconds to keep running once deployed; 0 stops at once (default: until Ctrl-C)",
+    )
+    deploy.add_argument(
+        "--exchange-faults",
+        default="",
+        help="dev only: faults for the built-in simulator, e.g. 'http@/v5/market/tickers=503'",
+    )
+    deploy.add_argument(
+        "--api-host", default="127.0.0.1", help="monitoring API host (default: 127.0.0.1)"
+    )
+    deploy.add_argument(
+        "--api-port", type=int, default=8001, help="monitoring API port (default: 8001)"
+    )
+    deploy.set_defaults(handler=_deploy)
+    return deploy
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    import math
+
+    from ._deploy import DeployOptions, deploy
+
+    problems = []
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= 60):
+        problems.append(f"--timeout must be > 0 and <= 60 seconds, got {args.timeout!r}")
+    if args.run_for is not None and not (math.isfinite(args.run_for) and args.run_for >= 0):
+        problems.append(f"--run-for must be >= 0 seconds, got {args.run_for!r}")
+    if not 1 <= args.api_port <= 65535:
+        problems.append(f"--api-port must be 1 to 65535, got {args.api_port!r}")
+    if args.exchange_faults and args.environment != "dev":
+        problems.append("--exchange-faults is for --environment dev (the built-in simulator)")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    options = DeployOptions(
+        environment=args.environment,
+        dry_run=args.dry_run,
+        verbose=args.verbose,
+        timeout=args.timeout,
+        run_for=args.run_for,
+        config_file=args.config_file,
+        exchange_faults=args.exchange_faults,
+        api_host=args.api_host,
+        api_port=args.api_port,
+    )
+    return _run_until_signalled(deploy(options), cancelled=130)  # 130: interrupted
+
+
 def _monitoring_settings(args: argparse.Namespace) -> Any:
     from pydantic import SecretStr
 
@@ -133,8 +222,8 @@ def _monitoring_settings(args: argparse.Namespace) -> Any:
     return MonitoringSettings(host=args.monitoring_host, port=args.monitoring_port, token=token)
 
 
-def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
-    """Run ``coro`` until it returns or SIGINT/SIGTERM arrives; exit code 0."""
+def _run_until_signalled(coro: Coroutine[Any, Any, int], cancelled: int = 0) -> int:
+    """Run ``coro`` until it returns or SIGINT/SIGTERM arrives (exit code ``cancelled``)."""
 
     async def runner() -> int:
         task = asyncio.ensure_future(coro)
@@ -142,7 +231,7 @@ def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
             try:
                 return await task
             except asyncio.CancelledError:
-                return 0
+                return cancelled
 
     return asyncio.run(runner())
 
