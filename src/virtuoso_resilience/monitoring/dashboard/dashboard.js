@@ -272,7 +272,7 @@
     names.forEach((n) => visit(n, new Set()));
     const columns = [];
     for (const n of names) { const d = depth.get(n); (columns[d] = columns[d] || []).push(n); }
-    const W = 190, H = 54, GX = 50, GY = 14;
+    const W = 200, H = 64, GX = 50, GY = 14;
     const pos = new Map();
     columns.forEach((col, c) => col.forEach((n, r) => pos.set(n, { x: 10 + c * (W + GX), y: 10 + r * (H + GY) })));
     const width = Math.max(1, columns.length) * (W + GX) - GX + 20;
@@ -308,10 +308,13 @@
       t1.textContent = n.length > 26 ? n.slice(0, 25) + "…" : n;
       const t2 = document.createElementNS(SVG, "text");
       t2.setAttribute("x", p.x + 8); t2.setAttribute("y", p.y + 40);
-      t2.textContent = (ICONS[c.status] || "?") + " " + c.status + (n === root ? " \u2014 ROOT CAUSE" : "") + (c.critical ? " (critical)" : "");
+      t2.textContent = (ICONS[c.status] || "?") + " " + c.status + (c.critical ? " (critical check)" : "");
+      const t3 = document.createElementNS(SVG, "text");
+      t3.setAttribute("x", p.x + 8); t3.setAttribute("y", p.y + 57); t3.setAttribute("font-weight", "700");
+      t3.textContent = n === root ? "\u25B6 ROOT CAUSE" : (c.root_cause && c.root_cause !== n ? "caused by " + c.root_cause : "");
       const title = document.createElementNS(SVG, "title");
       title.textContent = n + ": " + c.status + (c.message ? " \u2014 " + c.message : "");
-      g.append(title, rect, t1, t2);
+      g.append(title, rect, t1, t2, t3);
       svg.append(g);
     }
     $("graph").replaceChildren(svg);
