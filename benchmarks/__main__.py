@@ -16,6 +16,7 @@ MODULES = [
     "bench_cache",
     "bench_exchange",
     "bench_monitoring",
+    "bench_dashboard",
 ]
 
 
