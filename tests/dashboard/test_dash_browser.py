@@ -11,7 +11,13 @@ import pytest
 from dash_helpers import IMG, TOKEN, OpenPage, StartServer
 from playwright.async_api import expect
 
-from virtuoso_resilience import CircuitState, FakeClock, ResilienceRegistry
+from virtuoso_resilience import (
+    CircuitState,
+    FakeClock,
+    ResilienceRegistry,
+    create_bybit_resilient_config,
+)
+from virtuoso_resilience.exchange import ResilientExchange
 from virtuoso_resilience.health import HealthCheckConfig, SimpleHealthCheck
 from virtuoso_resilience.monitoring import MonitoringServer, MonitoringSettings
 from virtuoso_resilience.simulator import Simulator
@@ -59,27 +65,32 @@ async def test_the_page_loads_with_no_console_error_failed_or_foreign_request(
     start_server: StartServer, registry: ResilienceRegistry, open_page: OpenPage
 ) -> None:
     registry.circuit_breaker("exchange_api")
-    registry.circuit_breaker('<img src=x onerror="window.pwned=1">')  # a hostile name
+    registry.circuit_breaker("bybit.ticker")
     registry.connection_pool("exchange_api")
-    registry.health.register_health_check(SimpleHealthCheck("exchange", lambda: True))
-    await registry.health.run_checks()
+    health = registry.health
+    health.register_health_check(SimpleHealthCheck("network", lambda: True))
+    health.register_health_check(
+        SimpleHealthCheck("exchange", lambda: True, HealthCheckConfig(depends_on=("network",)))
+    )
+    await health.run_checks()
     server = await start_server()
     page, log = await open_page(server.url + "/")
     await _live(page)
     await expect(page.locator("#connection")).to_have_attribute("data-conn", "live")
-    rows = page.locator("#breaker-table tbody tr")
-    await expect(rows).to_have_count(2)
     await expect(page.locator('tr[data-breaker="exchange_api"] .state')).to_have_text("✔ closed")
     await expect(page.locator('tr[data-pool="exchange_api"]')).to_contain_text("of 50 connections")
-    # The hostile name is text, not markup.
-    assert await page.locator("#breaker-table img").count() == 0
-    assert await page.evaluate("window.pwned") is None
-    await expect(page.locator("#breaker-table tbody")).to_contain_text("<img src=x")
+    await expect(page.locator("#root-cause")).to_have_text("No failing dependency.")
     # No token configured: the controls are absent and the page says why.
     assert await page.locator("#breaker-table button").count() == 0
     await expect(page.locator("#control-off")).to_contain_text("the server has no token configured")
     await expect(page.locator("#token")).to_be_hidden()
     await page.screenshot(path=str(IMG / "dashboard-normal.png"), full_page=True)
+    # A hostile name arrives with a later frame: it is text, not markup.
+    registry.circuit_breaker('<img src=x onerror="window.pwned=1">')
+    await expect(page.locator("#breaker-table tbody tr")).to_have_count(3, timeout=LIVE)
+    await expect(page.locator("#breaker-table tbody")).to_contain_text("<img src=x")
+    assert await page.locator("#breaker-table img").count() == 0
+    assert await page.evaluate("window.pwned") is None
     # Phone width: the page still renders every panel.
     phone, phone_log = await open_page(server.url + "/", width=390, height=844)
     await _live(phone)
@@ -201,3 +212,30 @@ async def test_a_dropped_event_stream_reconnects_and_says_so(
         )
     finally:
         await again.stop()
+
+
+async def test_an_exchange_adapter_shows_headroom_maintenance_and_pending_orders(
+    start_server: StartServer, registry: ResilienceRegistry, open_page: OpenPage, sim: Simulator
+) -> None:
+    client = ccxt_async.bybit({**sim.ccxt_config(), "enableRateLimit": False})
+    adapter = ResilientExchange(client, create_bybit_resilient_config())
+    try:
+        await adapter.load_markets()
+        await adapter.fetch_ticker("BTC/USDT")
+        registry.register("exchanges", "bybit-main", adapter)
+        server = await start_server()
+        page, log = await open_page(server.url + "/")
+        await _live(page)
+        card = page.locator('#exchanges [data-exchange="bybit-main"]')
+        await expect(card.locator("h3")).to_have_text("bybit-main (bybit)")
+        await expect(card.locator('[data-field="maintenance"]')).to_have_text("✔ no maintenance")
+        await expect(card.locator('[data-field="pending_orders"]')).to_have_text(
+            "0 order(s) pending reconciliation"
+        )
+        await expect(card).to_contain_text("% of the bucket")
+        await expect(card).to_contain_text("tokens, refill 50.0 /s")
+        await expect(card).to_contain_text("market_data ✔ closed")
+        assert log.errors == [] and log.failed == []
+    finally:
+        registry.unregister("exchanges", "bybit-main")
+        await adapter.close()

@@ -95,6 +95,65 @@ def _pool_row(name: str, data: Any) -> dict[str, Any]:
     }
 
 
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _headroom(limiter: Any) -> dict[str, Any] | None:
+    """Tokens left of a rate limiter's bucket, and the exchange-reported limit."""
+    if not isinstance(limiter, dict):
+        return None
+    tokens, capacity = _number(limiter.get("tokens")), _number(limiter.get("capacity"))
+    ratio = None
+    if tokens is not None and capacity is not None and capacity > 0:
+        ratio = min(1.0, max(0.0, tokens / capacity))
+    return {
+        "headroom": ratio,
+        "tokens": tokens,
+        "capacity": capacity,
+        "rate": _number(limiter.get("rate")),
+        "budget": limiter.get("budget"),
+        "budget_reset_in": limiter.get("budget_reset_in"),
+        "exchange_limit": limiter.get("exchange_limit"),
+        "pause_remaining": limiter.get("pause_remaining"),
+    }
+
+
+def _exchange_row(name: str, data: Any) -> dict[str, Any]:
+    """What a trader reads off a ``ResilientExchange.snapshot()``; any other
+    snapshot under the ``exchanges`` kind is passed as it is (``raw``)."""
+    if not isinstance(data, dict) or "rate_limit" not in data:
+        return {"name": name, "raw": data}
+    endpoints = _dig(data, "rate_limit", "endpoints")
+    tightest = None
+    if isinstance(endpoints, dict):
+        rows = [(path, _headroom(limiter)) for path, limiter in endpoints.items()]
+        rated = [(h["headroom"], path) for path, h in rows if h and h["headroom"] is not None]
+        if rated:
+            ratio, path = min(rated)
+            tightest = {"path": path, "headroom": ratio}
+    raw_groups = data.get("groups")
+    groups: dict[str, Any] = raw_groups if isinstance(raw_groups, dict) else {}
+    return {
+        "name": name,
+        "exchange": data.get("exchange"),
+        "account": _headroom(_dig(data, "rate_limit", "account")),
+        "tightest_endpoint": tightest,
+        "endpoints": len(endpoints) if isinstance(endpoints, dict) else 0,
+        "bans": _dig(data, "rate_limit", "bans"),
+        "ban_remaining": _dig(data, "rate_limit", "ban_remaining"),
+        "used_weight_1m": _dig(data, "rate_limit", "used_weight_1m"),
+        "maintenance": data.get("maintenance"),
+        "pending_orders": data.get("pending_orders"),
+        "market_data": data.get("market_data"),
+        "breakers": {g: _dig(v, "circuit_breaker", "state") for g, v in groups.items()},
+    }
+
+
 def _health_part(state: MonitoringState) -> dict[str, Any]:
     service = state.health
     report = service.snapshot()
@@ -191,10 +250,10 @@ class DashboardHub:
             _pool_row(name, top_level(snapshot_of(c)))
             for name, c in sorted(registry.components(CONNECTION_POOLS).items())
         ]
-        body["exchanges"] = {
-            name: top_level(snapshot_of(c))
+        body["exchanges"] = [
+            _exchange_row(name, top_level(snapshot_of(c)))
             for name, c in sorted(registry.components("exchanges").items())
-        }
+        ]
         body["caches"] = {
             name: top_level(snapshot_of(c))
             for name, c in sorted(registry.components("caches").items())

@@ -89,7 +89,7 @@
     showNotice(null);
     renderBreakers(frame.breakers || [], num(frame.at) || 0, frame.writes_enabled);
     renderPools(frame.pools || []);
-    renderGeneric($("exchanges"), frame.exchanges || {}, "No exchange adapters registered.");
+    renderExchanges(frame.exchanges || []);
     renderGeneric($("caches"), frame.caches || {}, "No caches registered.");
     renderGraph(frame.health || {});
     renderEvents(frame.events || []);
@@ -250,6 +250,51 @@
       const pairs = []; flatten("", items[name], pairs, 0);
       for (const [k, v] of pairs) { dl.append(el("dt", {}, k), el("dd", {}, v)); }
       container.append(dl);
+    }
+  }
+
+  function kv(dl, key, value) { dl.append(el("dt", {}, key), el("dd", {}, value)); }
+  function renderExchanges(rows) {
+    const box = $("exchanges");
+    box.replaceChildren();
+    if (!rows.length) {
+      box.append(el("p", { class: "muted" }, "No exchange adapters registered (register one under the kind \"exchanges\")."));
+      return;
+    }
+    for (const x of rows) {
+      const card = el("div", { class: "exchange", "data-exchange": x.name });
+      card.append(el("h3", {}, x.name + (x.exchange && x.exchange !== x.name ? " (" + x.exchange + ")" : "")));
+      if (x.raw !== undefined) {
+        const dl = el("dl", { class: "kv" }); const pairs = []; flatten("", x.raw, pairs, 0);
+        for (const [k, v] of pairs) kv(dl, k, v);
+        card.append(dl); box.append(card); continue;
+      }
+      const dl = el("dl", { class: "kv" });
+      const m = x.maintenance || {};
+      const maint = el("dd", { "data-state": m.active ? "open" : "closed", class: "state", "data-field": "maintenance" });
+      maint.textContent = m.active ? "\u26D4 in maintenance" + (num(m.expected_end) !== null ? " (expected end at clock " + m.expected_end.toFixed(0) + " s)" : " (end unknown)") : "\u2714 no maintenance";
+      dl.append(el("dt", {}, "maintenance"), maint);
+      const a = x.account || {};
+      kv(dl, "account rate headroom", fmtPct(a.headroom) + " of the bucket (" + (num(a.tokens) === null ? "—" : a.tokens.toFixed(1)) + " of " + fmtInt(a.capacity) + " tokens, refill " + (num(a.rate) === null ? "—" : a.rate.toFixed(1)) + " /s)");
+      kv(dl, "exchange-reported limit", a.exchange_limit === null || a.exchange_limit === undefined ? "none reported" : typeof a.exchange_limit === "object" ? JSON.stringify(a.exchange_limit).slice(0, 200) : String(a.exchange_limit));
+      if (num(a.budget) !== null) kv(dl, "window budget left", fmtInt(a.budget) + " (resets in " + fmtSec(a.budget_reset_in) + ")");
+      const t = x.tightest_endpoint;
+      kv(dl, "tightest endpoint", t ? t.path + ": " + fmtPct(t.headroom) + " headroom" : "none learned (" + fmtInt(x.endpoints) + " endpoints)");
+      kv(dl, "bans", fmtInt(x.bans) + (num(x.ban_remaining) ? ", " + fmtSec(x.ban_remaining) + " left" : ""));
+      if (num(x.used_weight_1m) !== null) kv(dl, "used weight (1 min)", fmtInt(x.used_weight_1m));
+      const pending = el("dd", { "data-field": "pending_orders" }, fmtInt(x.pending_orders) + " order(s) pending reconciliation");
+      dl.append(el("dt", {}, "pending orders"), pending);
+      const md = x.market_data;
+      if (md && typeof md === "object") {
+        for (const [symbol, v] of Object.entries(md).slice(0, 20)) {
+          kv(dl, "market data " + symbol, v && typeof v === "object" ? fmtSec(v.age) + " old (limit " + fmtSec(v.limit) + ")" : String(v));
+        }
+      } else {
+        kv(dl, "market-data age", "not in the adapter's snapshot (ResilientExchange.data_age() answers per symbol)");
+      }
+      kv(dl, "breakers", Object.entries(x.breakers || {}).map(([g, s]) => g + " " + (ICONS[s] || "?") + " " + label(s)).join(", ") || "—");
+      card.append(dl);
+      box.append(card);
     }
   }
 
