@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiomcache
 import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
-from dash_helpers import IMG, TOKEN, OpenPage, StartServer
+from dash_helpers import IMG, TOKEN, OpenPage, StartServer, free_port
 from playwright.async_api import expect
 
 from virtuoso_resilience import (
@@ -17,6 +18,7 @@ from virtuoso_resilience import (
     ResilienceRegistry,
     create_bybit_resilient_config,
 )
+from virtuoso_resilience.cache import CacheConfig, ResilientCache
 from virtuoso_resilience.exchange import ResilientExchange
 from virtuoso_resilience.health import HealthCheckConfig, SimpleHealthCheck
 from virtuoso_resilience.monitoring import MonitoringServer, MonitoringSettings
@@ -239,3 +241,26 @@ async def test_an_exchange_adapter_shows_headroom_maintenance_and_pending_orders
     finally:
         registry.unregister("exchanges", "bybit-main")
         await adapter.close()
+
+
+async def test_a_cache_whose_backend_is_down_shows_degraded_and_dirty_entries(
+    start_server: StartServer, registry: ResilienceRegistry, open_page: OpenPage
+) -> None:
+    # memcached on a port nothing listens on: the cache degrades to its fallback.
+    cache = ResilientCache(aiomcache.Client("127.0.0.1", free_port()), CacheConfig(name="quotes"))
+    try:
+        await cache.set("BTC/USDT", 64000.5)
+        assert await cache.get("BTC/USDT") == 64000.5
+        assert await cache.get("ETH/USDT") is None
+        registry.register("caches", "quotes", cache)
+        server = await start_server()
+        page, log = await open_page(server.url + "/")
+        await _live(page)
+        card = page.locator('#caches [data-cache="quotes"]')
+        await expect(card.locator('[data-field="degraded"]')).to_contain_text("⚠ degraded")
+        await expect(card.locator('[data-field="dirty"]')).to_have_text("1 waiting for write-back")
+        await expect(card).to_contain_text("fallback 50.0 %")  # 1 hit of 2 reads
+        assert log.errors == [] and log.failed == []
+    finally:
+        registry.unregister("caches", "quotes")
+        await cache.close()

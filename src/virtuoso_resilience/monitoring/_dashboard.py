@@ -154,6 +154,35 @@ def _exchange_row(name: str, data: Any) -> dict[str, Any]:
     }
 
 
+def _cache_row(name: str, data: Any) -> dict[str, Any]:
+    """What a trader reads off a ``ResilientCache.snapshot()``: hit rate per
+    tier (hits / reads), degraded time, dirty entries waiting for write-back.
+    Any other snapshot under the ``caches`` kind is passed as it is (``raw``)."""
+    if not isinstance(data, dict) or not isinstance(data.get("reads_by_source"), dict):
+        return {"name": name, "raw": data}
+    reads = data["reads_by_source"]
+    total = sum(v for v in reads.values() if _number(v) is not None)
+    hits = data.get("hits_by_tier") if isinstance(data.get("hits_by_tier"), dict) else {}
+    rates = {
+        tier: (float(n) / total if total and _number(n) is not None else None)
+        for tier, n in (hits or {}).items()
+    }
+    return {
+        "name": name,
+        "backend": data.get("backend"),
+        "status": data.get("status"),
+        "breaker": data.get("breaker"),
+        "reads": total,
+        "hit_rates": rates,
+        "degraded": data.get("degraded"),
+        "degraded_seconds": data.get("degraded_seconds"),
+        "degraded_episodes": data.get("degraded_episodes"),
+        "dirty": data.get("dirty"),
+        "fallback_entries": data.get("fallback_entries"),
+        "writebacks": data.get("writebacks"),
+    }
+
+
 def _health_part(state: MonitoringState) -> dict[str, Any]:
     service = state.health
     report = service.snapshot()
@@ -254,10 +283,10 @@ class DashboardHub:
             _exchange_row(name, top_level(snapshot_of(c)))
             for name, c in sorted(registry.components("exchanges").items())
         ]
-        body["caches"] = {
-            name: top_level(snapshot_of(c))
+        body["caches"] = [
+            _cache_row(name, top_level(snapshot_of(c)))
             for name, c in sorted(registry.components("caches").items())
-        }
+        ]
         body["health"] = _health_part(state)
         body["events"] = [e.as_dict() for e in state.events.events(limit=EVENTS_IN_FRAME)]
         return body

@@ -90,7 +90,7 @@
     renderBreakers(frame.breakers || [], num(frame.at) || 0, frame.writes_enabled);
     renderPools(frame.pools || []);
     renderExchanges(frame.exchanges || []);
-    renderGeneric($("caches"), frame.caches || {}, "No caches registered.");
+    renderCaches(frame.caches || []);
     renderGraph(frame.health || {});
     renderEvents(frame.events || []);
   }
@@ -293,6 +293,35 @@
         kv(dl, "market-data age", "not in the adapter's snapshot (ResilientExchange.data_age() answers per symbol)");
       }
       kv(dl, "breakers", Object.entries(x.breakers || {}).map(([g, s]) => g + " " + (ICONS[s] || "?") + " " + label(s)).join(", ") || "—");
+      card.append(dl);
+      box.append(card);
+    }
+  }
+
+  function renderCaches(rows) {
+    const box = $("caches");
+    box.replaceChildren();
+    if (!rows.length) {
+      box.append(el("p", { class: "muted" }, "No caches registered (register one under the kind \"caches\")."));
+      return;
+    }
+    for (const c of rows) {
+      const card = el("div", { class: "cache", "data-cache": c.name });
+      card.append(el("h3", {}, c.name + (c.backend ? " (" + String(c.backend).slice(0, 80) + ")" : "")));
+      const dl = el("dl", { class: "kv" });
+      if (c.raw !== undefined) {
+        const pairs = []; flatten("", c.raw, pairs, 0);
+        for (const [k, v] of pairs) kv(dl, k, v);
+      } else {
+        const st = el("dd", { class: "state", "data-field": "degraded", "data-state": c.degraded ? "open" : "closed" });
+        st.textContent = c.degraded ? "\u26A0 degraded (serving from the in-process fallback)" : "\u2714 backend serving";
+        dl.append(el("dt", {}, "state"), st);
+        kv(dl, "hit rate by tier", Object.entries(c.hit_rates || {}).map(([t, r]) => t + " " + fmtPct(r)).join(", ") + " of " + fmtInt(c.reads) + " reads");
+        kv(dl, "degraded time", fmtSec(c.degraded_seconds) + " in " + fmtInt(c.degraded_episodes) + " episode(s)");
+        dl.append(el("dt", {}, "dirty entries"), el("dd", { "data-field": "dirty" }, fmtInt(c.dirty) + " waiting for write-back"));
+        kv(dl, "fallback entries", fmtInt(c.fallback_entries));
+        kv(dl, "breaker", (ICONS[c.breaker] || "?") + " " + label(c.breaker));
+      }
       card.append(dl);
       box.append(card);
     }
