@@ -173,8 +173,35 @@ async def _run() -> str:
     return "\n".join(lines)
 
 
+async def _frame_cost() -> str:
+    """Time to build one frame in-process, same registry as the server's."""
+    from virtuoso_resilience import ResilienceRegistry
+    from virtuoso_resilience.monitoring import MONITORING_STATE, DashboardHub, create_monitoring_app
+
+    registry = ResilienceRegistry()
+    for i in range(100):
+        registry.circuit_breaker(f"exchange.{i}")
+    for i in range(10):
+        registry.connection_pool(f"pool.{i}")
+    await registry.health.run_checks()
+    hub = DashboardHub(create_monitoring_app(registry)[MONITORING_STATE])
+    n = 200
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(n):
+            frame = hub.frame()
+        best = min(best, (time.perf_counter() - started) / n)
+    await registry.aclose()
+    return (
+        f"One frame (100 breakers, 110 checks, 10 pools): {best * 1000:.2f} ms to build, "
+        f"{len(frame) / 1000:.1f} KB; at one frame a second that is "
+        f"{best * 100:.2f} % of one core, whatever the number of dashboards."
+    )
+
+
 def main() -> str:
-    return asyncio.run(_run())
+    return asyncio.run(_run()) + "\n\n" + asyncio.run(_frame_cost())
 
 
 if __name__ == "__main__":

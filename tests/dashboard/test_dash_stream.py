@@ -16,6 +16,7 @@ import pytest
 from dash_helpers import TOKEN, StartServer
 
 from virtuoso_resilience import FakeClock, ResilienceRegistry
+from virtuoso_resilience.health import HealthCheckConfig, SimpleHealthCheck
 from virtuoso_resilience.monitoring import (
     DASHBOARD_HUB,
     MONITORING_STATE,
@@ -247,3 +248,24 @@ async def test_only_the_shipped_assets_are_served(
     async with session.get(server.url + path) as response:
         assert response.status == 404
         assert (await response.json())["error"] == "not_found"
+
+
+async def test_a_check_changing_status_shows_in_the_next_frame_despite_the_health_cache(
+    registry: ResilienceRegistry, clock: FakeClock
+) -> None:
+    up = [True]
+    registry.health.register_health_check(
+        SimpleHealthCheck("venue", lambda: up[0], HealthCheckConfig(failure_threshold=1))
+    )
+    await registry.health.run_checks()
+    hub = _hub(registry, clock)
+    assert hub.snapshot()["health"]["checks"]["venue"]["status"] == "healthy"
+    assert hub.snapshot()["health"] is hub.snapshot()["health"]  # reused while unchanged
+    up[0] = False
+    await registry.health.run_checks()
+    part = hub.snapshot()["health"]
+    assert part["checks"]["venue"]["status"] == "unhealthy"
+    assert part["root_cause"] == "venue"
+    clock.advance(10.0)  # HEALTH_REFRESH: rebuilt for messages even without a change
+    assert hub.snapshot()["health"] is not part
+    await hub.close()

@@ -34,6 +34,8 @@ CONFIG_PATH: Final = "/api/monitoring/dashboard/config"
 ASSET_PREFIX: Final = "/dashboard"
 EVENTS_IN_FRAME: Final = 30
 MAX_CLIENTS: Final = 100
+HEALTH_REFRESH: Final = 10.0
+"""Seconds after which the health part of a frame is rebuilt even if no status changed."""
 _ASSETS: Final = {
     "index.html": "text/html",
     "dashboard.js": "text/javascript",
@@ -233,6 +235,7 @@ class DashboardHub:
         self._producer: asyncio.Task[None] | None = None
         self._last: bytes | None = None
         self._closed = False
+        self._health: tuple[Any, float, dict[str, Any]] | None = None
 
     @property
     def clients(self) -> int:
@@ -287,9 +290,29 @@ class DashboardHub:
             _cache_row(name, top_level(snapshot_of(c)))
             for name, c in sorted(registry.components("caches").items())
         ]
-        body["health"] = _health_part(state)
+        body["health"] = self._health_part()
         body["events"] = [e.as_dict() for e in state.events.events(limit=EVENTS_IN_FRAME)]
         return body
+
+    def _health_part(self) -> dict[str, Any]:
+        """The health graph, rebuilt from the service's full report only when a
+        check's status or root cause, or the set of checks, changed (or every
+        ``HEALTH_REFRESH`` seconds, for messages): the signature is a dict
+        lookup per check, the report is the expensive part of a frame."""
+        service = self.state.health
+        names = tuple(service.checks)
+        signature = (
+            service.get_overall_status(),
+            service.root_cause(),
+            tuple((n, service.get_status(n), service.root_cause(n)) for n in names),
+        )
+        now = self.clock.now()
+        cached = self._health
+        if cached is not None and cached[0] == signature and now - cached[1] < HEALTH_REFRESH:
+            return cached[2]
+        part = _health_part(self.state)
+        self._health = (signature, now, part)
+        return part
 
     def frame(self) -> bytes:
         """One ``text/event-stream`` message with the snapshot now."""

@@ -7,7 +7,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const HISTORY = 180; // samples kept for sparklines (about three minutes)
   const ICONS = { closed: "\u2714", half_open: "\u25D0", open: "\u2716", forced_open: "\u26D4", disabled: "\u23F8",
-    healthy: "\u2714", degraded: "\u26A0", critical: "\u2716", unknown: "?" };
+    healthy: "\u2714", degraded: "\u26A0", unhealthy: "\u2716", critical: "\u2716", unknown: "?" };
   const $ = (id) => document.getElementById(id);
   let token = ""; // the operator's token: memory only, never stored, never in a URL
   let source = null;
