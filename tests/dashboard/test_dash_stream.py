@@ -269,3 +269,17 @@ async def test_a_check_changing_status_shows_in_the_next_frame_despite_the_healt
     clock.advance(10.0)  # HEALTH_REFRESH: rebuilt for messages even without a change
     assert hub.snapshot()["health"] is not part
     await hub.close()
+
+
+async def test_a_server_stopped_and_started_again_serves_streams_again(
+    start_server: StartServer, session: aiohttp.ClientSession
+) -> None:
+    server = await start_server()
+    async with session.get(server.url + STREAM) as response:
+        await _first_frame(response)
+    await server.stop()
+    await server.start()
+    async with session.get(server.url + STREAM) as response:
+        assert response.status == 200
+        _, frame = await _first_frame(response)
+    assert frame["details"] is True

@@ -367,6 +367,10 @@ class DashboardHub:
         self._clients.clear()
         return count
 
+    def open(self) -> None:
+        """Accept streams again (the app starts, or starts again after a stop)."""
+        self._closed = False
+
     async def close(self) -> None:
         """End every stream and the producer; no new stream is accepted."""
         self._closed = True
@@ -453,6 +457,10 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _open_hub(app: web.Application) -> None:
+    app[DASHBOARD_HUB].open()
+
+
 async def _close_hub(app: web.Application) -> None:
     await app[DASHBOARD_HUB].close()
 
@@ -467,5 +475,6 @@ def add_dashboard(app: web.Application, state: MonitoringState) -> DashboardHub:
     add("GET", f"{ASSET_PREFIX}/{{file}}", _asset)
     add("GET", CONFIG_PATH, _config)
     add("GET", STREAM_PATH, _stream)
+    app.on_startup.append(_open_hub)
     app.on_shutdown.append(_close_hub)
     return hub
