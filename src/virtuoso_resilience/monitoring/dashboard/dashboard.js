@@ -6,7 +6,7 @@
   const CONTROL = "/api/monitoring/circuit-breakers/";
   const SVG = "http://www.w3.org/2000/svg";
   const HISTORY = 180; // samples kept for sparklines (about three minutes)
-  const ICONS = { closed: "\u2714", half_open: "\u25D0", open: "\u2716", forced_open: "\u26D4", disabled: "\u23F8",
+  const ICONS = { closed: "\u2714", half_open: "\u25D0", open: "\u2716", forced_open: "\u2298", disabled: "\u2016",
     healthy: "\u2714", degraded: "\u26A0", unhealthy: "\u2716", critical: "\u2716", unknown: "?" };
   const $ = (id) => document.getElementById(id);
   let token = ""; // the operator's token: memory only, never stored, never in a URL
@@ -149,14 +149,14 @@
     for (const b of rows) {
       const tr = el("tr", { "data-breaker": b.name, "data-state": b.state || "unknown" });
       tr.append(el("th", { scope: "row" }, b.name), stateCell(b.state));
-      tr.append(el("td", { class: "num" }, fmtPct(b.failure_rate) + " of " + fmtInt(b.window_calls) + " calls"));
-      tr.append(el("td", { class: "num" }, fmtInt(b.calls) + " calls, " + fmtInt(b.failures) + " failed, " + fmtInt(b.rejected) + " rejected"));
+      tr.append(el("td", { class: "num", "data-label": "failure rate" }, fmtPct(b.failure_rate) + " of " + fmtInt(b.window_calls) + " calls"));
+      tr.append(el("td", { class: "num", "data-label": "calls" }, fmtInt(b.calls) + " calls, " + fmtInt(b.failures) + " failed, " + fmtInt(b.rejected) + " rejected"));
       const r = rates(b.name, at, b.calls, b.failures);
       const last = r.length ? r[r.length - 1].failures : 0;
-      const spark = el("td", { class: "num" });
+      const spark = el("td", { class: "num", "data-label": "failures" });
       spark.append(sparkline(r.map((x) => x.failures), "failures per second, last " + r.length + " s of " + b.name), " " + last.toFixed(1) + " /s");
       tr.append(spark);
-      tr.append(el("td", { class: "num" }, b.state === "open" ? fmtSec(b.retry_after) : "—"));
+      tr.append(el("td", { class: "num", "data-label": "next trial in" }, b.state === "open" ? fmtSec(b.retry_after) : "—"));
       if (writes) {
         const td = el("td", { class: "ctl" });
         for (const [target, text] of [["forced_open", "Force open"], ["disabled", "Disable"], ["closed", "Close"]]) {
@@ -211,9 +211,9 @@
       tr.append(el("td", { class: "num" }, fmtInt(p.in_use) + " of " + fmtInt(p.max_connections) + " connections"));
       tr.append(el("td", { class: "num" }, fmtInt(p.waiting) + " waiting"));
       tr.append(el("td", { class: "num" }, fmtInt(p.failed) + " failed"));
-      tr.append(el("td", { class: "num" }, fmtPct(p.error_rate)));
+      tr.append(el("td", { class: "num", "data-label": "error rate" }, fmtPct(p.error_rate)));
       const r = rates("pool:" + p.name, at, p.started, p.failed);
-      const td = el("td", { class: "num" });
+      const td = el("td", { class: "num", "data-label": "requests" });
       td.append(sparkline(r.map((x) => x.calls), "requests per second of pool " + p.name), " " + (r.length ? r[r.length - 1].calls.toFixed(1) : "0.0") + " /s");
       tr.append(td);
       body.append(tr);
@@ -272,7 +272,7 @@
       const dl = el("dl", { class: "kv" });
       const m = x.maintenance || {};
       const maint = el("dd", { "data-state": m.active ? "open" : "closed", class: "state", "data-field": "maintenance" });
-      maint.textContent = m.active ? "\u26D4 in maintenance" + (num(m.expected_end) !== null ? " (expected end at clock " + m.expected_end.toFixed(0) + " s)" : " (end unknown)") : "\u2714 no maintenance";
+      maint.textContent = m.active ? "\u26A0 in maintenance" + (num(m.expected_end) !== null ? " (expected end at clock " + m.expected_end.toFixed(0) + " s)" : " (end unknown)") : "\u2714 no maintenance";
       dl.append(el("dt", {}, "maintenance"), maint);
       const a = x.account || {};
       kv(dl, "account rate headroom", fmtPct(a.headroom) + " of the bucket (" + (num(a.tokens) === null ? "—" : a.tokens.toFixed(1)) + " of " + fmtInt(a.capacity) + " tokens, refill " + (num(a.rate) === null ? "—" : a.rate.toFixed(1)) + " /s)");
