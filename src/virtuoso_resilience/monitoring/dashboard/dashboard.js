@@ -149,7 +149,7 @@
     for (const b of rows) {
       const tr = el("tr", { "data-breaker": b.name, "data-state": b.state || "unknown" });
       tr.append(el("th", { scope: "row" }, b.name), stateCell(b.state));
-      tr.append(el("td", { class: "num", "data-label": "failure rate" }, fmtPct(b.failure_rate) + " of " + fmtInt(b.window_calls) + " calls"));
+      tr.append(el("td", { class: "num", "data-label": "failure rate" }, num(b.window_calls) ? fmtPct(b.failure_rate) + " of " + fmtInt(b.window_calls) + " calls" : "— (no rate window)"));
       tr.append(el("td", { class: "num", "data-label": "calls" }, fmtInt(b.calls) + " calls, " + fmtInt(b.failures) + " failed, " + fmtInt(b.rejected) + " rejected"));
       const r = rates(b.name, at, b.calls, b.failures);
       const last = r.length ? r[r.length - 1].failures : 0;
