@@ -283,3 +283,15 @@ async def test_a_server_stopped_and_started_again_serves_streams_again(
         assert response.status == 200
         _, frame = await _first_frame(response)
     assert frame["details"] is True
+
+
+async def test_the_first_listener_after_a_quiet_spell_gets_a_fresh_frame(
+    registry: ResilienceRegistry, clock: FakeClock
+) -> None:
+    breaker = registry.circuit_breaker("exchange_api")
+    hub = _hub(registry, clock)
+    hub.unsubscribe(hub.subscribe())
+    breaker.force_open()
+    frame = hub.subscribe().get_nowait()
+    assert b'"state":"forced_open"' in frame
+    await hub.close()

@@ -328,7 +328,10 @@ class DashboardHub:
         if self._closed:
             raise RuntimeError("the dashboard hub is closed")
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
-        queue.put_nowait(self._last if self._last is not None else self.frame())
+        # While others listen the newest frame is at most one interval old;
+        # the first listener after a quiet spell gets a fresh one.
+        fresh = self._last is None or not self._clients
+        queue.put_nowait(self.frame() if fresh or self._last is None else self._last)
         self._clients.add(queue)
         if self._producer is None or self._producer.done():
             self._producer = asyncio.get_running_loop().create_task(
