@@ -18,6 +18,7 @@ MODULES = [
     "bench_monitoring",
     "bench_scrape",
     "bench_shared",
+    "bench_dashboard",
 ]
 
 

@@ -9,11 +9,13 @@ elsewhere. ``PrometheusExporter`` exports every component at scrape time;
 ``AlertNotifier`` sends health status changes to ``AlertSink`` objects such as
 ``DiscordWebhookSink`` and ``JsonWebhookSink``. See ``docs/monitoring.md``,
 ``docs/metrics.md`` and ``docs/alerts.md``.
+The live dashboard is at ``/`` (an event stream at ``/api/monitoring/stream``).
 """
 
 from ._alerts import Alert, AlertNotifier, AlertNotifierConfig, AlertSink, SinkStats
 from ._app import API_PREFIX, MONITORING_STATE, create_monitoring_app
 from ._breaker_log import BreakerEvent, BreakerEventLog
+from ._dashboard import DASHBOARD_HUB, DashboardHub
 from ._health_format import HEALTH_JSON, GroupStatus, Readiness
 from ._openapi import openapi_document
 from ._server import MonitoringServer
@@ -29,6 +31,7 @@ from ._webhooks import (
 __all__ = [
     "API_PREFIX",
     "CACHES",
+    "DASHBOARD_HUB",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DISCORD_CONTENT_LIMIT",
@@ -44,6 +47,7 @@ __all__ = [
     "AlertSink",
     "BreakerEvent",
     "BreakerEventLog",
+    "DashboardHub",
     "DiscordWebhookSink",
     "GroupStatus",
     "HealthGroup",

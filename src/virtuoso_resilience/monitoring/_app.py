@@ -22,6 +22,7 @@ from aiohttp import web
 from ..clock import Clock
 from ..policies.circuit_breaker import CircuitBreaker
 from ..registry import CIRCUIT_BREAKERS, CONNECTION_POOLS, ResilienceRegistry
+from ._dashboard import add_dashboard
 from ._health_format import (
     HEALTH_JSON,
     group_status,
@@ -554,6 +555,7 @@ def _add_routes(app: web.Application) -> None:
     add("GET", f"{p}/connection-pools", _connection_pools)
     add("GET", f"{p}/metrics", _metrics)
     add("GET", f"{p}/openapi.json", _openapi)
+    add_dashboard(app, app[MONITORING_STATE])  # GET /, /dashboard/*, .../stream
     add("GET", "/metrics", _prometheus_route(app[MONITORING_STATE].registry))
 
 

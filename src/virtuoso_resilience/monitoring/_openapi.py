@@ -261,6 +261,75 @@ def _schemas(event_log_size: int) -> dict[str, Any]:
     }
 
 
+def _dashboard_paths(p: str) -> dict[str, Any]:
+    """The dashboard's page, assets, config and event stream (``_dashboard.py``)."""
+    text = {"schema": {"type": "string"}}
+    config = {
+        "type": "object",
+        "required": ["writes_enabled", "details", "show_details", "interval"],
+        "properties": {
+            "writes_enabled": {"type": "boolean"},
+            "details": {"type": "boolean"},
+            "show_details": {"type": "string", "enum": ["always", "when_authorized", "never"]},
+            "interval": {"type": "number", "description": "seconds between frames"},
+        },
+    }
+    return {
+        "/": {
+            "get": _get(
+                "The dashboard page (HTML; no external requests)",
+                {"200": {"description": "the page", "content": {"text/html": text}}},
+                op_id="dashboardPage",
+            )
+        },
+        "/dashboard/{file}": {
+            "get": _get(
+                "The dashboard's script and stylesheet",
+                {
+                    "200": {
+                        "description": "the asset",
+                        "content": {"text/javascript": text, "text/css": text},
+                    },
+                    "404": _error("no such asset"),
+                },
+                parameters=[
+                    {
+                        "name": "file",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["dashboard.js", "dashboard.css"]},
+                    }
+                ],
+                op_id="dashboardAsset",
+            )
+        },
+        f"{p}/dashboard/config": {
+            "get": _get(
+                "What the dashboard page needs: whether writes are enabled, whether "
+                "the stream carries details, the frame interval",
+                {"200": _json_ok(config)},
+                op_id="dashboardConfig",
+            )
+        },
+        f"{p}/stream": {
+            "get": _get(
+                "Server-sent events: an 'event: snapshot' frame (compact JSON of "
+                "breakers, pools, exchanges, caches, health graph, recent breaker "
+                "events) about once a second, one shared build for every client; "
+                "only the overall status unless show_details=always",
+                {
+                    "200": {
+                        "description": "an endless event stream",
+                        "content": {"text/event-stream": text},
+                    },
+                    "503": _error("too many open streams, or shutting down"),
+                },
+                op_id="dashboardStream",
+            )
+        },
+    }
+
+
 def openapi_document(settings: MonitoringSettings) -> dict[str, Any]:
     """The document for an app with ``settings`` (they bound the event log)."""
     size = settings.event_log_size
@@ -468,6 +537,7 @@ def openapi_document(settings: MonitoringSettings) -> dict[str, Any]:
                 op_id="prometheusMetrics",
             )
         },
+        **_dashboard_paths(p),
     }
     return {
         "openapi": "3.1.0",
