@@ -32,5 +32,5 @@ class BinanceLimits(ConfigModel):
     ban_after: Count = 1
     """Requests received while the IP is limited (after a 429, before its
     ``Retry-After`` has passed) that earn an IP ban (HTTP 418)."""
-    ban_seconds: Annotated[float, Field(gt=0, le=MAX_BAN_SECONDS, allow_inf_nan=False)] = 120.0
+    ban_seconds: Annotated[PositiveSeconds, Field(le=MAX_BAN_SECONDS)] = 120.0
     """Length of the first ban, seconds; each further ban doubles it, up to 3 days."""

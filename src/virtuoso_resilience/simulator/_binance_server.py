@@ -28,6 +28,7 @@ from ._binance_orders import BinanceBook
 from ._binance_routes import BINANCE_ROUTES, BinanceContext
 from ._faults import Plan
 from ._ratelimit import Violation
+from ._transport import abort, transport_fault
 
 if TYPE_CHECKING:
     from ._server import Simulator
@@ -193,13 +194,6 @@ class BinanceDialect:
             [("Retry-After", str(rejection.retry_after))],
         )
 
-    @staticmethod
-    def _abort(request: web.BaseRequest) -> web.Response:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        return web.Response(status=499)
-
     # -- request handling -------------------------------------------------------------
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -329,25 +323,9 @@ class BinanceDialect:
                 remaining = max(0.0, plan.maintenance_until - sim.clock.now())
                 headers.append(("Retry-After", str(max(1, math.ceil(remaining)))))
             return self._json(_MAINTENANCE, ip_client, 503, headers)
-        if plan.hang:
-            sim._hanging += 1
-            try:
-                await sim._closing.wait()
-            finally:
-                sim._hanging -= 1
-            return self._abort(request)
-        if plan.reset:
-            return self._abort(request)
-        if plan.http_status is not None:
-            status = plan.http_status
-            reason = _REASONS.get(status, "Error")
-            page_headers = {"Retry-After": "1"} if status in (429, 503) else {}
-            return web.Response(
-                status=status,
-                text=f"<html><body><h1>{status} {reason}</h1></body></html>",
-                content_type="text/html",
-                headers=page_headers,
-            )
+        response = await transport_fault(sim, request, plan, _REASONS)
+        if response is not None:
+            return response
         if plan.retcode is not None:
             code, given = plan.retcode
             code, message, status = message_for(code)
@@ -361,7 +339,7 @@ class BinanceDialect:
         self, request: web.BaseRequest, plan: Plan, response: web.Response
     ) -> web.StreamResponse:
         if plan.lost:
-            return self._abort(request)
+            return abort(request)
         if plan.late is not None:
             await asyncio.sleep(plan.late)
             return response

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from .._model import ConfigModel, PositiveSeconds
+from .._model import ConfigModel, NonNegativeFloat, PositiveFloat, PositiveSeconds
 from ._binance_config import BinanceLimits
 from ._faults import MAX_COUNT, parse_faults
 from ._market import MAX_BALANCE, MAX_PRICE
@@ -24,8 +24,8 @@ MAX_SEED = 2**64 - 1
 
 # The shared rule (strict: no bools or strings for numbers; finite; bounded), as
 # in every ConfigModel: a price or balance beyond these bounds breaks Bybit-style decimals.
-Price = Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
-Balance = Annotated[float, Field(ge=0, le=MAX_BALANCE, allow_inf_nan=False)]
+Price = Annotated[PositiveFloat, Field(le=MAX_PRICE)]
+Balance = Annotated[NonNegativeFloat, Field(le=MAX_BALANCE)]
 Budget = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
@@ -53,7 +53,7 @@ class SimulatorConfig(ConfigModel):
         default_factory=lambda: {"USDT": 100_000.0, "BTC": 1.0, "ETH": 10.0, "SOL": 100.0}
     )
     """Starting wallet of the unified account, per coin (finite, 0 <= amount <= 1e15)."""
-    volatility: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False)] = 0.0005
+    volatility: Annotated[NonNegativeFloat, Field(le=0.1)] = 0.0005
     """Standard deviation of one random-walk step of the log price (0.0005 = 0.05 %)."""
     auto_tick: bool = True
     """Advance a symbol's price one step per ticker, order-book or order-creation request."""

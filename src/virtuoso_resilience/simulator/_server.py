@@ -22,6 +22,7 @@ from ._market import BybitError, MarketModel
 from ._ratelimit import RateLimiter, Verdict, Violation
 from ._routes import ROUTES, Route, RouteContext
 from ._stats import Counters, SimulatorStats
+from ._transport import abort, transport_fault
 
 __all__ = ["CCXT_URL_KEYS", "Simulator"]
 
@@ -531,13 +532,6 @@ class Simulator:
         response.headers["Retry-After"] = str(max(1, math.ceil(verdict.reset_in)))
         return response
 
-    @staticmethod
-    def _abort(request: web.BaseRequest) -> web.Response:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        return web.Response(status=499)
-
     async def _apply_before(
         self, request: web.BaseRequest, plan: Plan
     ) -> web.StreamResponse | None:
@@ -556,25 +550,9 @@ class Simulator:
                 f"<body><h1>503 Service Temporarily Unavailable</h1><p>{text}.</p></body></html>"
             )
             return web.Response(status=503, text=body, content_type="text/html", headers=headers)
-        if plan.hang:
-            self._hanging += 1
-            try:
-                await self._closing.wait()
-            finally:
-                self._hanging -= 1
-            return self._abort(request)
-        if plan.reset:
-            return self._abort(request)
-        if plan.http_status is not None:
-            status = plan.http_status
-            reason = _REASONS.get(status, "Error")
-            headers = {"Retry-After": "1"} if status in (429, 503) else {}
-            return web.Response(
-                status=status,
-                text=f"<html><body><h1>{status} {reason}</h1></body></html>",
-                content_type="text/html",
-                headers=headers,
-            )
+        response = await transport_fault(self, request, plan, _REASONS)
+        if response is not None:
+            return response
         if plan.retcode is not None:
             code, message = plan.retcode
             return self._answer(code, message, {}, now_ms)
@@ -584,7 +562,7 @@ class Simulator:
         self, request: web.BaseRequest, plan: Plan, response: web.Response
     ) -> web.StreamResponse:
         if plan.lost:
-            return self._abort(request)
+            return abort(request)
         if plan.late is not None:
             await asyncio.sleep(plan.late)
             return response
