@@ -27,13 +27,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from ..classify import DEFAULT_CLASSIFIER, Classifier
 from ..clock import MONOTONIC, Clock
 from ..errors import CircuitOpenError
 from ..policies import CircuitBreaker, CircuitState, StateChangeEvent
-from ._link import Down, RedisLink, Script
+from ._link import Down, RedisLink, Script, millis_after
 
 __all__ = ["SharedBreaker"]
 
@@ -268,34 +267,16 @@ class SharedBreaker:
                 await self.refresh()
 
     async def _listen(self) -> None:
-        link = self._link
-        while not self._closed:
-            if not link.up and link.breaker.retry_after:
-                await self._clock.sleep(link.breaker.retry_after or 0.1)
-                continue
-            pubsub = link.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await asyncio.wait_for(pubsub.subscribe(self.channel), link.timeout * 2)
-                while not self._closed:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    data = message.get("data")
-                    if data == "closed":
-                        self._seen_closed()
-                    elif isinstance(data, str) and data.startswith("open:"):
-                        try:
-                            ms = int(data[5:])
-                        except ValueError:
-                            continue
-                        if 0 < ms <= 86_400_000:
-                            self.opens_received += 1
-                            self._seen_open(ms)
-            except (RedisError, OSError, TimeoutError):
-                await self._clock.sleep(link.breaker.config.timeout)
-            finally:
-                with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await asyncio.wait_for(pubsub.aclose(), link.timeout)  # type: ignore[no-untyped-call]
+        await self._link.listen(self.channel, self._message, lambda: self._closed, self._clock)
+
+    def _message(self, data: str) -> None:
+        if data == "closed":
+            self._seen_closed()
+            return
+        ms = millis_after("open:", data)
+        if ms is not None:
+            self.opens_received += 1
+            self._seen_open(ms)
 
     def _spawn(self, coro: Any) -> None:
         try:

@@ -29,13 +29,12 @@ import math
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from ..clock import MONOTONIC, Clock
 from ..errors import RateLimitTimeoutError
 from ..policies import RateLimiter
 from ._config import BudgetWindow, SharedBudgetConfig
-from ._link import Down, RedisLink, Script
+from ._link import Down, RedisLink, Script, millis_after
 
 __all__ = ["SharedBudget"]
 
@@ -351,32 +350,13 @@ class SharedBudget:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
-        link = self._link
-        while not self._closed:
-            if not link.up and link.breaker.retry_after:
-                await self._clock.sleep(link.breaker.retry_after or 0.1)
-                continue
-            pubsub = link.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await asyncio.wait_for(pubsub.subscribe(self.channel), link.timeout * 2)
-                while not self._closed:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    data = message.get("data")
-                    if isinstance(data, str) and data.startswith("pause:"):
-                        try:
-                            ms = int(data[6:])
-                        except ValueError:
-                            continue
-                        if 0 < ms <= 86_400_000:
-                            self.pauses_received += 1
-                            self._apply_pause(ms / 1000.0)
-            except (RedisError, OSError, TimeoutError):
-                await self._clock.sleep(link.breaker.config.timeout)
-            finally:
-                with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await asyncio.wait_for(pubsub.aclose(), link.timeout)  # type: ignore[no-untyped-call]
+        await self._link.listen(self.channel, self._message, lambda: self._closed, self._clock)
+
+    def _message(self, data: str) -> None:
+        ms = millis_after("pause:", data)
+        if ms is not None:
+            self.pauses_received += 1
+            self._apply_pause(ms / 1000.0)
 
     async def close(self) -> None:
         self._closed = True

@@ -13,6 +13,7 @@ re-subscribe, breakers re-read the shared state).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -26,7 +27,19 @@ from ..errors import CircuitOpenError
 from ..policies import CircuitBreaker, CircuitState, StateChangeEvent
 from ._url import redact_url
 
-__all__ = ["DOWN", "Down", "RedisLink", "Script"]
+__all__ = ["DOWN", "Down", "RedisLink", "Script", "millis_after"]
+
+
+def millis_after(prefix: str, data: str) -> int | None:
+    """The milliseconds in a ``"<prefix><ms>"`` message, if plain and within a day."""
+    if not data.startswith(prefix):
+        return None
+    digits = data[len(prefix) :]
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
+        return None
+    ms = int(digits)
+    return ms if 0 < ms <= 86_400_000 else None
+
 
 T = TypeVar("T")
 
@@ -155,6 +168,33 @@ class RedisLink:
         self.calls += 1
         async with asyncio.timeout(self.timeout * 2):  # connect + one read at most
             return await operation(self.client)
+
+    async def listen(
+        self,
+        channel: str,
+        on_message: Callable[[str], None],
+        closed: Callable[[], bool],
+        clock: Clock,
+    ) -> None:
+        """Give every string published on ``channel`` to ``on_message`` until
+        ``closed()``; while Redis is down, wait for the rejoin instead of
+        reconnecting in a loop. Used by the shared budget and shared breakers."""
+        while not closed():
+            if not self.up and self.breaker.retry_after:
+                await clock.sleep(self.breaker.retry_after or 0.1)
+                continue
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await asyncio.wait_for(pubsub.subscribe(channel), self.timeout * 2)
+                while not closed():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and isinstance(message.get("data"), str):
+                        on_message(message["data"])
+            except (RedisError, OSError, TimeoutError):
+                await clock.sleep(self.breaker.config.timeout)
+            finally:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await asyncio.wait_for(pubsub.aclose(), self.timeout)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         try:
