@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -127,8 +127,17 @@ class HealthReport:
             body["output"] = f"{self.status.value}" + (
                 f"; root cause: {self.root_cause}" if self.root_cause else ""
             )
+        body["checks"] = self.ietf_checks()
+        return body
+
+    def ietf_checks(self, members: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The ``checks`` member of an ``application/health+json`` body: one
+        ``"<name>:responseTime"`` entry per check (only ``members`` when given)."""
+        wanted = None if members is None else set(members)
         checks: dict[str, list[dict[str, Any]]] = {}
         for name, c in self.checks.items():
+            if wanted is not None and name not in wanted:
+                continue
             entry: dict[str, Any] = {
                 "componentId": name,
                 "componentType": c.component_type,
@@ -144,8 +153,7 @@ class HealthReport:
             if c.depends_on:
                 entry["dependsOn"] = list(c.depends_on)
             checks[f"{name.replace(':', '_')}:responseTime"] = [entry]
-        body["checks"] = checks
-        return body
+        return checks
 
 
 def _iso(timestamp: float) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..health import HealthReport, HealthService, ServiceStatus
@@ -91,11 +90,6 @@ def summary_body(service: HealthService, *, details: bool) -> dict[str, Any]:
     return body
 
 
-def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def ietf_body(
     report: HealthReport | None,
     status: ServiceStatus,
@@ -124,27 +118,7 @@ def ietf_body(
         body["output"] = "; ".join(outputs)
     if report is None:
         return body
-    wanted = None if members is None else set(members)
-    checks: dict[str, list[dict[str, Any]]] = {}
-    for name, check in report.checks.items():
-        if wanted is not None and name not in wanted:
-            continue
-        entry: dict[str, Any] = {
-            "componentId": name,
-            "componentType": check.component_type,
-            "status": check.status.ietf,
-        }
-        if check.last_duration is not None:
-            entry["observedValue"] = round(check.last_duration * 1000.0, 3)
-            entry["observedUnit"] = "ms"
-        if check.last_run_at is not None:
-            entry["time"] = _iso(report.wall_time - (report.at - check.last_run_at))
-        if check.status is not ServiceStatus.HEALTHY:
-            entry["output"] = check.output()
-        if check.depends_on:
-            entry["dependsOn"] = list(check.depends_on)
-        checks[f"{name.replace(':', '_')}:responseTime"] = [entry]
-    body["checks"] = checks
+    body["checks"] = report.ietf_checks(members)
     return body
 
 
